@@ -1,0 +1,65 @@
+"""``/memories``: store, read, list versions, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from .deps import Authorized, Namespace, Service
+from .errors import responses
+from .schemas import (
+    DeleteResponse,
+    MemoryOut,
+    MemoryResponse,
+    StoreRequest,
+    StoreResponse,
+    VersionsResponse,
+)
+
+router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[Authorized])
+
+
+@router.post("", response_model=StoreResponse, responses=responses(400, 401, 413, 503))
+async def store_memory(body: StoreRequest, namespace: Namespace, service: Service) -> StoreResponse:
+    """Store a memory (upsert: the version increments). Answers after the write is durable."""
+    memory, indexed = await service.store_memory(
+        namespace,
+        body.coord,
+        body.payload,
+        memory_type=body.memory_type,
+        importance=body.importance,
+        vector=body.vector,
+    )
+    return StoreResponse(
+        coord=memory.coord,
+        memory_type=memory.memory_type,
+        ok=True,
+        namespace=namespace,
+        version=memory.version,
+        indexed=indexed,
+    )
+
+
+@router.get("/{coord}", response_model=MemoryResponse, responses=responses(400, 401, 404, 503))
+async def get_memory(coord: str, namespace: Namespace, service: Service) -> MemoryResponse:
+    """Read the live version of a memory."""
+    return MemoryResponse(memory=MemoryOut.of(await service.get_memory(namespace, coord)))
+
+
+@router.get(
+    "/{coord}/versions",
+    response_model=VersionsResponse,
+    responses=responses(400, 401, 404, 503),
+)
+async def memory_versions(coord: str, namespace: Namespace, service: Service) -> VersionsResponse:
+    """Every version of a memory, oldest first."""
+    history = await service.memory_versions(namespace, coord)
+    return VersionsResponse(
+        coord=history[-1].coord, versions=[MemoryOut.of(memory) for memory in history]
+    )
+
+
+@router.delete("/{coord}", response_model=DeleteResponse, responses=responses(400, 401, 503))
+async def delete_memory(coord: str, namespace: Namespace, service: Service) -> DeleteResponse:
+    """Delete a memory with all its versions. Deleting twice is fine (``deleted: false``)."""
+    key, deleted = await service.delete_memory(namespace, coord)
+    return DeleteResponse(coord=key, deleted=deleted)

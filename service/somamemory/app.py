@@ -1,0 +1,85 @@
+"""The app factory: ``create_app(settings)`` wires every backend inside the lifespan."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import memories, ops
+from .api.errors import install_error_handlers
+from .backends import MODES, open_backends
+from .errors import StartupError
+from .metrics import Metrics, MetricsMiddleware
+from .service import MemoryService
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token(settings: Settings) -> bytes | None:
+    if settings.api_token is not None and settings.api_token.get_secret_value():
+        return settings.api_token.get_secret_value().encode()
+    if settings.allow_unauthenticated and _is_loopback(settings.host):
+        log.warning("running WITHOUT authentication (SOMA_ALLOW_UNAUTHENTICATED on loopback)")
+        return None
+    raise StartupError(
+        "no SOMA_API_TOKEN set: set one, or set SOMA_ALLOW_UNAUTHENTICATED=1 with a loopback host"
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A SomaMemory app for these settings; backends open on startup and close on shutdown."""
+    token = _token(settings)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backends = await open_backends(settings)
+        metrics.set_mode(backends.mode, MODES)
+        app.state.backends = backends
+        app.state.service = MemoryService(
+            store=backends.store,
+            cache=backends.cache,
+            locks=backends.locks,
+            vectors=backends.vectors,
+            embedder=backends.embedder,
+            metrics=metrics,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        log.info(
+            "SomaMemory ready",
+            extra={"mode": backends.mode, "postgres": backends.postgres, "redis": backends.redis},
+        )
+        try:
+            yield
+        finally:
+            await backends.close()
+
+    app = FastAPI(
+        title="SomaMemory",
+        version=__version__,
+        description="Memory service for AI agents: store, read and recall memories.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_token = token
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(memories.router)
+    app.include_router(ops.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

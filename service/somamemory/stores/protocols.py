@@ -1,0 +1,83 @@
+"""The narrow interfaces every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ..models import Memory, NewMemory, TypeCounts
+
+
+class KeyValueStore(Protocol):
+    """Where memories and their versions live (PostgreSQL; Redis or in-process when degraded)."""
+
+    name: str
+
+    async def put(self, memory: NewMemory) -> Memory:
+        """Upsert: insert version 1 or bump the version, keeping every earlier version."""
+        ...
+
+    async def get(self, namespace: str, coord: str) -> Memory | None: ...
+
+    async def versions(self, namespace: str, coord: str) -> list[Memory]:
+        """Every stored version, oldest first; empty when the memory does not exist."""
+        ...
+
+    async def delete(self, namespace: str, coord: str) -> bool:
+        """Remove the memory and its versions; False when there was nothing to remove."""
+        ...
+
+    async def counts(self, namespace: str) -> TypeCounts: ...
+
+    async def ping(self) -> None:
+        """Raise when the store cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Cache(Protocol):
+    """A read-through cache of live memories with a TTL."""
+
+    name: str
+
+    async def get(self, namespace: str, coord: str) -> Memory | None: ...
+
+    async def fill(self, memory: Memory) -> None:
+        """Store a value read from the canonical store, unless a newer write got there first."""
+        ...
+
+    async def set(self, memory: Memory) -> None:
+        """Store a value just committed to the canonical store."""
+        ...
+
+    async def invalidate(self, namespace: str, coord: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Locks(Protocol):
+    """Mutual exclusion per key, across replicas where the backend allows it."""
+
+    name: str
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class VectorStore(Protocol):
+    """One vector per live memory, searchable by similarity."""
+
+    name: str
+
+    async def upsert(self, items: Sequence[tuple[Memory, Sequence[float]]]) -> None: ...
+
+    async def delete(self, namespace: str, coords: Sequence[str]) -> None: ...
+
+    async def get_vector(self, namespace: str, coord: str) -> list[float] | None: ...
+
+    async def count(self, namespace: str) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

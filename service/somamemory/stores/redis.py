@@ -1,0 +1,157 @@
+"""Redis (redis-py asyncio): the read cache, the lock service, and the store of Redis-only mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from ..errors import BackendUnavailable
+from ..models import Memory, NewMemory, TypeCounts
+
+
+def create_client(
+    host: str, port: int, *, password: str | None, db: int, timeout: float
+) -> aioredis.Redis:
+    """A pooled client that fails fast instead of hanging on a dead server."""
+    return aioredis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        db=db,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+class RedisCache:
+    """Live memories under ``{prefix}:cache:{namespace}:{coord}`` with a TTL."""
+
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+
+    def _key(self, namespace: str, coord: str) -> str:
+        return f"{self._prefix}:cache:{namespace}:{coord}"
+
+    async def get(self, namespace: str, coord: str) -> Memory | None:
+        raw = await self._client.get(self._key(namespace, coord))
+        return Memory.from_json(raw) if raw is not None else None
+
+    async def fill(self, memory: Memory) -> None:
+        # NX: a value read before a concurrent write must not overwrite what that write set.
+        await self._client.set(
+            self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl, nx=True
+        )
+
+    async def set(self, memory: Memory) -> None:
+        await self._client.set(
+            self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl
+        )
+
+    async def invalidate(self, namespace: str, coord: str) -> None:
+        await self._client.delete(self._key(namespace, coord))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class RedisLocks:
+    """Redis locks with a timeout, so a crashed holder cannot block a key forever."""
+
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str, timeout: float) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._timeout = timeout
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._client.lock(
+            f"{self._prefix}:lock:{key}",
+            timeout=self._timeout,
+            blocking_timeout=self._timeout,
+        )
+        if not await lock.acquire():
+            raise BackendUnavailable("redis", f"lock {key!r} not acquired in {self._timeout}s")
+        try:
+            yield
+        finally:
+            await lock.release()
+
+
+class RedisStore:
+    """Memories in Redis, for Redis-only mode while PostgreSQL is unreachable.
+
+    Each memory is a list of JSON versions; a hash per namespace maps live coords to their type.
+    """
+
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str, locks: RedisLocks) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._locks = locks
+
+    def _versions_key(self, namespace: str, coord: str) -> str:
+        return f"{self._prefix}:store:{namespace}:{coord}"
+
+    def _index_key(self, namespace: str) -> str:
+        return f"{self._prefix}:index:{namespace}"
+
+    async def put(self, memory: NewMemory) -> Memory:
+        key = self._versions_key(memory.namespace, memory.coord)
+        async with self._locks.hold(f"store:{memory.namespace}:{memory.coord}"):
+            first = await self._client.lindex(key, 0)
+            count = await self._client.llen(key)
+            now = datetime.now(UTC)
+            stored = Memory(
+                namespace=memory.namespace,
+                coord=memory.coord,
+                memory_type=memory.memory_type,
+                payload=memory.payload,
+                importance=memory.importance,
+                version=count + 1,
+                created_at=Memory.from_json(first).created_at if first else now,
+                updated_at=now,
+            )
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, stored.to_json())
+                pipe.hset(self._index_key(memory.namespace), memory.coord, memory.memory_type)
+                await pipe.execute()
+        return stored
+
+    async def get(self, namespace: str, coord: str) -> Memory | None:
+        raw = await self._client.lindex(self._versions_key(namespace, coord), -1)
+        return Memory.from_json(raw) if raw is not None else None
+
+    async def versions(self, namespace: str, coord: str) -> list[Memory]:
+        raws = await self._client.lrange(self._versions_key(namespace, coord), 0, -1)
+        return [Memory.from_json(raw) for raw in raws]
+
+    async def delete(self, namespace: str, coord: str) -> bool:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._versions_key(namespace, coord))
+            pipe.hdel(self._index_key(namespace), coord)
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def counts(self, namespace: str) -> TypeCounts:
+        types = await self._client.hvals(self._index_key(namespace))
+        return TypeCounts(
+            episodic=sum(t == b"episodic" for t in types),
+            semantic=sum(t == b"semantic" for t in types),
+        )
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        return None  # the client is shared with the cache and locks; the factory closes it

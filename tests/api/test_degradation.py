@@ -1,0 +1,117 @@
+"""Graceful degradation, decided at startup (DESIGN section 4), on real servers and closed ports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from somamemory.app import create_app
+from somamemory.errors import StartupError
+from somamemory.settings import Settings
+
+from ..conftest import TOKEN, free_port
+
+AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "degraded"}
+
+
+def _round_trip(client: TestClient) -> None:
+    stored = client.post("/memories", json={"coord": "1,2", "payload": {"v": 1}}, headers=AUTH)
+    assert stored.status_code == 200, stored.text
+    again = client.post("/memories", json={"coord": "1,2", "payload": {"v": 2}}, headers=AUTH)
+    assert again.json()["version"] == 2
+    assert client.get("/memories/1,2", headers=AUTH).json()["memory"]["payload"] == {"v": 2}
+    versions = client.get("/memories/1,2/versions", headers=AUTH).json()["versions"]
+    assert [v["payload"]["v"] for v in versions] == [1, 2]
+    assert client.delete("/memories/1,2", headers=AUTH).json()["deleted"] is True
+    assert client.get("/memories/1,2", headers=AUTH).status_code == 404
+
+
+def _metric_line(client: TestClient, prefix: str) -> str:
+    return next(
+        line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)
+    )
+
+
+def test_redis_down_runs_on_the_in_process_cache(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(redis_port=free_port())
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health", headers=AUTH).json()
+        assert health["mode"] == "cache-in-process"
+        assert health["degraded"] is True
+        assert health["kv_store"] is True
+        assert health["backends"]["redis"] == {"ok": False, "kind": "down", "detail": None}
+        _round_trip(client)
+        assert _metric_line(client, 'somamemory_degraded_mode{mode="cache-in-process"}').endswith(
+            " 1.0"
+        )
+    assert "Redis" in caplog.text and "in-process cache" in caplog.text
+
+
+def test_postgres_down_runs_redis_only(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(postgres_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health", headers=AUTH).json()
+        assert health["mode"] == "redis-only"
+        assert health["backends"]["postgres"]["kind"] == "down"
+        assert health["kv_store"] is True  # Redis carries the memories
+        _round_trip(client)
+        assert client.get("/readyz").status_code == 200
+    assert "Redis-only mode" in caplog.text
+
+
+def test_postgres_and_redis_down_run_in_process(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(
+        postgres_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+        redis_port=free_port(),
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health", headers=AUTH).json()["mode"] == "in-process"
+        _round_trip(client)
+
+
+def test_milvus_down_refuses_to_start_with_a_clear_message(
+    make_settings: Callable[..., Settings],
+) -> None:
+    port = free_port()
+    settings = make_settings(milvus_uri=f"http://127.0.0.1:{port}", connect_timeout_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(StartupError) as raised, TestClient(create_app(settings)):
+        pass
+    assert f"Milvus at http://127.0.0.1:{port} is unreachable" in str(raised.value)
+    assert "SOMA_MILVUS_URI" in str(raised.value)
+    assert time.monotonic() - started < 30  # fails fast, does not hang
+
+
+def test_a_schema_behind_head_is_refused_naming_the_command(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from ..conftest import create_database, drop_database
+
+    url = create_database()  # empty: never migrated
+    try:
+        with (
+            pytest.raises(StartupError, match="somamemory migrate"),
+            TestClient(create_app(make_settings(postgres_url=url))),
+        ):
+            pass
+    finally:
+        drop_database(url)
+
+
+def test_no_token_refuses_to_start_unless_explicitly_unauthenticated_on_loopback(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(StartupError, match="SOMA_API_TOKEN"):
+        create_app(make_settings(api_token=None))
+    with pytest.raises(StartupError, match="SOMA_API_TOKEN"):
+        create_app(make_settings(api_token=None, allow_unauthenticated=True, host="0.0.0.0"))
+    app = create_app(make_settings(api_token=None, allow_unauthenticated=True))
+    with TestClient(app) as client:
+        assert client.get("/stats", headers={"X-Soma-Namespace": "open"}).status_code == 200

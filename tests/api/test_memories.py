@@ -1,0 +1,141 @@
+"""Store, read, upsert, versions, delete and stats over HTTP on the real backends."""
+
+from __future__ import annotations
+
+import redis
+from fastapi.testclient import TestClient
+
+from somamemory.settings import Settings
+
+
+def _store(client: TestClient, headers: dict[str, str], coord: str, **body: object) -> dict:
+    response = client.post("/memories", json={"coord": coord, **body}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _metric(client: TestClient, name: str, label: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name) and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_stored_memory_reads_back_from_store_then_cache(
+    client: TestClient,
+    headers: dict[str, str],
+    namespace: str,
+    settings: Settings,
+    redis_client: redis.Redis,
+) -> None:
+    stored = _store(client, headers, "1000,1001", payload={"text": "the cat sat"})
+    assert stored == {
+        "coord": "1000.0,1001.0",
+        "memory_type": "episodic",
+        "ok": True,
+        "namespace": namespace,
+        "version": 1,
+        "indexed": True,
+    }
+    cache_key = f"{settings.redis_key_prefix}:cache:{namespace}:1000.0,1001.0"
+    redis_client.delete(cache_key)  # the write filled it; start from a cold cache
+    misses = _metric(client, "somamemory_cache_requests_total", 'result="miss"')
+    hits = _metric(client, "somamemory_cache_requests_total", 'result="hit"')
+
+    first = client.get("/memories/1000.0,1001.0", headers=headers)
+    assert first.status_code == 200
+    assert first.json()["memory"]["payload"] == {"text": "the cat sat"}
+    assert redis_client.exists(cache_key)  # filled after the canonical read
+    second = client.get("/memories/1000,1001", headers=headers)
+    assert second.json() == first.json()
+    assert _metric(client, "somamemory_cache_requests_total", 'result="miss"') == misses + 1
+    assert _metric(client, "somamemory_cache_requests_total", 'result="hit"') == hits + 1
+
+
+def test_upsert_bumps_version_and_keeps_the_old_one(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    _store(client, headers, "1,2", payload={"text": "first"})
+    second = _store(client, headers, "1.0,2.0", payload={"text": "second"}, memory_type="semantic")
+    assert second["version"] == 2
+
+    current = client.get("/memories/1,2", headers=headers).json()["memory"]
+    assert current["payload"] == {"text": "second"}
+    assert current["memory_type"] == "semantic"
+    assert current["version"] == 2
+
+    versions = client.get("/memories/1,2/versions", headers=headers).json()
+    assert [v["version"] for v in versions["versions"]] == [1, 2]
+    assert [v["payload"]["text"] for v in versions["versions"]] == ["first", "second"]
+
+
+def test_delete_is_idempotent_and_the_memory_is_gone(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    _store(client, headers, "3", payload={"text": "to forget"})
+    assert client.get("/memories/3", headers=headers).status_code == 200  # now cached
+
+    first = client.delete("/memories/3.0", headers=headers)
+    assert first.json() == {"coord": "3.0", "deleted": True}
+    second = client.delete("/memories/3", headers=headers)
+    assert second.json() == {"coord": "3.0", "deleted": False}
+
+    assert client.get("/memories/3", headers=headers).status_code == 404
+    assert client.get("/memories/3/versions", headers=headers).status_code == 404
+
+
+def test_a_deleted_memory_starts_again_at_version_one(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    _store(client, headers, "4", payload={"n": 1})
+    _store(client, headers, "4", payload={"n": 2})
+    client.delete("/memories/4", headers=headers)
+    assert _store(client, headers, "4", payload={"n": 3})["version"] == 1
+
+
+def test_stats_count_live_memories_and_vectors(
+    client: TestClient, headers: dict[str, str], namespace: str
+) -> None:
+    _store(client, headers, "1", payload={"a": 1})
+    _store(client, headers, "2", payload={"a": 2}, memory_type="semantic")
+    _store(client, headers, "3", payload={"a": 3})
+    _store(client, headers, "3", payload={"a": 4})  # an upsert is not a new memory
+    client.delete("/memories/1", headers=headers)
+
+    stats = client.get("/stats", headers=headers).json()
+    assert stats == {
+        "namespace": namespace,
+        "total_memories": 2,
+        "episodic": 1,
+        "semantic": 1,
+        "vector_count": 2,
+        "namespaces": {namespace: 2},
+    }
+
+
+def test_vector_follows_the_memory_and_leaves_with_it(
+    client: TestClient, headers: dict[str, str], namespace: str
+) -> None:
+    vectors = client.app.state.backends.vectors  # type: ignore[attr-defined]
+    own = [0.0] * 63 + [1.0]
+    _store(client, headers, "5,5", payload={"text": "x"}, vector=own)
+    assert client.portal.call(vectors.get_vector, namespace, "5.0,5.0") == own  # type: ignore[union-attr]
+
+    _store(client, headers, "5,5", payload={"text": "now embedded by the service"})
+    embedded = client.portal.call(vectors.get_vector, namespace, "5.0,5.0")  # type: ignore[union-attr]
+    assert embedded is not None and embedded != own
+
+    client.delete("/memories/5,5", headers=headers)
+    assert client.portal.call(vectors.get_vector, namespace, "5.0,5.0") is None  # type: ignore[union-attr]
+
+
+def test_namespaces_never_see_each_other(client: TestClient, headers: dict[str, str]) -> None:
+    _store(client, headers, "7,7", payload={"secret": "A's"})
+    other = {**headers, "X-Soma-Namespace": headers["X-Soma-Namespace"] + "-b"}
+
+    assert client.get("/memories/7,7", headers=other).status_code == 404
+    assert client.get("/memories/7,7/versions", headers=other).status_code == 404
+    stats = client.get("/stats", headers=other).json()
+    assert stats["total_memories"] == 0 and stats["vector_count"] == 0
+    assert client.delete("/memories/7,7", headers=other).json()["deleted"] is False
+    assert client.get("/memories/7,7", headers=headers).status_code == 200  # still there for A

@@ -1,0 +1,132 @@
+"""Real services for the tests: the machine's PostgreSQL and Redis, milvus-lite on disk.
+
+Each session gets its own PostgreSQL database (migrated with Alembic) and Redis key prefix;
+each test gets its own namespace, so tests are independent and never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from somamemory.app import create_app
+from somamemory.embedded import with_database
+from somamemory.schema import upgrade_to_head
+from somamemory.settings import Settings
+
+ADMIN_URL = os.environ.get("SOMA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_HOST = os.environ.get("SOMA_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("SOMA_TEST_REDIS_PORT", "6379"))
+TOKEN = "test-token"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (used for 'closed port' degradation tests too)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(ADMIN_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_database() -> str:
+    """A fresh, empty database on the machine's PostgreSQL; returns its URL."""
+    name = f"soma_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    return with_database(ADMIN_URL, name)
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = create_database()
+    upgrade_to_head(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    prefix = f"soma-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def make_settings(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_prefix: str
+) -> Callable[..., Settings]:
+    """Settings on the real services; keyword arguments override any field."""
+
+    def make(**overrides: Any) -> Settings:
+        data_dir: Path = overrides.pop("data_dir", None) or tmp_path_factory.mktemp("data")
+        values: dict[str, Any] = {
+            "api_token": TOKEN,
+            "postgres_url": database_url,
+            "redis_host": REDIS_HOST,
+            "redis_port": REDIS_PORT,
+            "redis_key_prefix": redis_prefix,
+            "milvus_uri": str(data_dir / "milvus.db"),
+            "data_dir": data_dir,
+            "force_hash_embeddings": True,
+            "embedding_dim": 64,
+            "connect_timeout_seconds": 2.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """One app on PostgreSQL + Redis + milvus-lite for the whole session."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def headers(namespace: str) -> dict[str, str]:
+    """Auth and a namespace of this test's own."""
+    return {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": namespace}
