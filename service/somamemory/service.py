@@ -92,7 +92,11 @@ class MemoryService:
             indexed = await self._index(memory, embedding)
         return memory, indexed
 
-    async def get_memory(self, namespace: str, coord: str) -> Memory:
+    async def get_memory_json(self, namespace: str, coord: str) -> bytes:
+        """The live memory as JSON: from the cache, else from the store (filling the cache).
+
+        JSON rather than an object: a cache hit is answered without decoding anything.
+        """
         key = normalize_coord(coord)
         cached = await self._cache_get(namespace, key)
         if cached is not None:
@@ -102,7 +106,7 @@ class MemoryService:
         if memory is None:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
         await self._cache_fill(memory)
-        return memory
+        return memory.to_json().encode()
 
     async def memory_versions(self, namespace: str, coord: str) -> list[Memory]:
         key = normalize_coord(coord)
@@ -165,16 +169,16 @@ class MemoryService:
             return False
         return True
 
-    async def _cache_get(self, namespace: str, key: str) -> Memory | None:
+    async def _cache_get(self, namespace: str, key: str) -> bytes | None:
         if self.cache is None:
             return None
         try:
-            memory = await self.cache.get(namespace, key)
+            raw = await self.cache.get(namespace, key)
         except _TRANSIENT:
             log.warning("cache read failed; reading the store", exc_info=True)
-            memory = None
-        self.metrics.cache_requests.labels(result="hit" if memory else "miss").inc()
-        return memory
+            raw = None
+        self.metrics.cache_requests.labels(result="hit" if raw else "miss").inc()
+        return raw
 
     async def _cache_fill(self, memory: Memory) -> None:
         if self.cache is None:

@@ -17,7 +17,7 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 bearer = HTTPBearer(auto_error=False, description="SOMA_API_TOKEN")
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
@@ -31,7 +31,7 @@ def require_token(
         raise Unauthorized("invalid bearer token")
 
 
-def namespace(
+async def namespace(
     request: Request,
     x_soma_namespace: Annotated[
         str | None,
@@ -47,7 +47,7 @@ def namespace(
     return x_soma_namespace
 
 
-def memory_service(request: Request) -> MemoryService:
+async def memory_service(request: Request) -> MemoryService:
     service: MemoryService = request.app.state.service
     return service
 

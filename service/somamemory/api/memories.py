@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from .deps import Authorized, Namespace, Service
 from .errors import responses
@@ -40,9 +40,10 @@ async def store_memory(body: StoreRequest, namespace: Namespace, service: Servic
 
 
 @router.get("/{coord}", response_model=MemoryResponse, responses=responses(400, 401, 404, 503))
-async def get_memory(coord: str, namespace: Namespace, service: Service) -> MemoryResponse:
+async def get_memory(coord: str, namespace: Namespace, service: Service) -> Response:
     """Read the live version of a memory."""
-    return MemoryResponse(memory=MemoryOut.of(await service.get_memory(namespace, coord)))
+    memory_json = await service.get_memory_json(namespace, coord)
+    return Response(b'{"memory":' + memory_json + b"}", media_type="application/json")
 
 
 @router.get(

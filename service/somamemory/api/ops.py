@@ -106,7 +106,7 @@ async def health(request: Request) -> HealthResponse:
 
 async def _metrics_auth(request: Request) -> None:
     if request.app.state.settings.metrics_require_auth:
-        require_token(request, await bearer(request))
+        await require_token(request, await bearer(request))
 
 
 @router.get(

@@ -77,19 +77,19 @@ class InProcessCache:
     def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, Memory]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
-    async def get(self, namespace: str, coord: str) -> Memory | None:
+    async def get(self, namespace: str, coord: str) -> bytes | None:
         key = (namespace, coord)
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, memory = entry
+        expires, raw = entry
         if expires < time.monotonic():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return memory
+        return raw
 
     async def fill(self, memory: Memory) -> None:
         if (memory.namespace, memory.coord) not in self._entries:
@@ -97,7 +97,7 @@ class InProcessCache:
 
     async def set(self, memory: Memory) -> None:
         key = (memory.namespace, memory.coord)
-        self._entries[key] = (time.monotonic() + self._ttl, memory)
+        self._entries[key] = (time.monotonic() + self._ttl, memory.to_json().encode())
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

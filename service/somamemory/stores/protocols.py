@@ -38,11 +38,13 @@ class KeyValueStore(Protocol):
 
 
 class Cache(Protocol):
-    """A read-through cache of live memories with a TTL."""
+    """A read-through cache of live memories (as their JSON) with a TTL."""
 
     name: str
 
-    async def get(self, namespace: str, coord: str) -> Memory | None: ...
+    async def get(self, namespace: str, coord: str) -> bytes | None:
+        """The memory's JSON (``Memory.to_json``), or None on a miss."""
+        ...
 
     async def fill(self, memory: Memory) -> None:
         """Store a value read from the canonical store, unless a newer write got there first."""

@@ -40,9 +40,9 @@ class RedisCache:
     def _key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:cache:{namespace}:{coord}"
 
-    async def get(self, namespace: str, coord: str) -> Memory | None:
-        raw = await self._client.get(self._key(namespace, coord))
-        return Memory.from_json(raw) if raw is not None else None
+    async def get(self, namespace: str, coord: str) -> bytes | None:
+        raw: bytes | None = await self._client.get(self._key(namespace, coord))
+        return raw
 
     async def fill(self, memory: Memory) -> None:
         # NX: a value read before a concurrent write must not overwrite what that write set.
