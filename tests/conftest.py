@@ -24,6 +24,8 @@ from somamemory.embedded import with_database
 from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 
+from .milvus_server import MilvusLiteServer
+
 ADMIN_URL = os.environ.get("SOMA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_HOST = os.environ.get("SOMA_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("SOMA_TEST_REDIS_PORT", "6379"))
@@ -119,6 +121,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """One app on PostgreSQL + Redis + milvus-lite for the whole session."""
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
+    """One networked milvus-lite server for the session (the http:// client path)."""
+    server = MilvusLiteServer(tmp_path_factory.mktemp("milvus-server"), free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

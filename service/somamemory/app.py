@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -10,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import memories, ops
+from .api import memories, ops, search
 from .api.errors import install_error_handlers
 from .backends import MODES, open_backends
 from .errors import StartupError
@@ -62,14 +64,21 @@ def create_app(settings: Settings) -> FastAPI:
             embedder=backends.embedder,
             metrics=metrics,
             max_payload_bytes=settings.max_payload_bytes,
+            max_top_k=settings.max_top_k,
         )
         log.info(
             "SomaMemory ready",
             extra={"mode": backends.mode, "postgres": backends.postgres, "redis": backends.redis},
         )
+        maintenance = asyncio.create_task(
+            backends.vectors.maintain(settings.milvus_flush_interval_seconds)
+        )
         try:
             yield
         finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
             await backends.close()
 
     app = FastAPI(
@@ -82,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.api_token = token
     app.state.metrics = metrics
     install_error_handlers(app)
+    app.include_router(search.router)  # before /memories/{coord}
     app.include_router(memories.router)
     app.include_router(ops.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

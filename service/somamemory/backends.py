@@ -130,6 +130,8 @@ async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
             dim=dim,
             token=token,
             timeout=settings.connect_timeout_seconds,
+            index_type=settings.milvus_index,
+            search_ef=settings.milvus_search_ef,
         )
     except StartupError:
         raise

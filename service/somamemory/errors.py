@@ -31,3 +31,10 @@ class BackendUnavailable(SomaError):
 
 class StartupError(SomaError):
     """The service cannot start as configured; the message says what to do."""
+
+
+class EmbeddingUnavailable(BackendUnavailable):
+    """The embedder could not embed (endpoint down, timed out, wrong answer) (503)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("embeddings", reason)

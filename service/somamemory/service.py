@@ -19,6 +19,7 @@ from pymilvus.exceptions import MilvusException
 from .coords import normalize_coord
 from .embeddings import Embedder, text_of
 from .errors import BackendUnavailable, InvalidInput, MemoryNotFound
+from .filters import build_filter
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory, TypeCounts
 from .payloads import validate_payload
@@ -59,6 +60,7 @@ class MemoryService:
         embedder: Embedder,
         metrics: Metrics,
         max_payload_bytes: int,
+        max_top_k: int = 100,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -67,6 +69,7 @@ class MemoryService:
         self.embedder = embedder
         self.metrics = metrics
         self.max_payload_bytes = max_payload_bytes
+        self.max_top_k = max_top_k
 
     async def store_memory(
         self,
@@ -132,6 +135,37 @@ class MemoryService:
                 self.metrics.vector_write_failures.inc()
         return key, deleted
 
+    async def search(
+        self,
+        namespace: str,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        top_k: int = 10,
+        filters: dict[str, Any] | None = None,
+        memory_type: str | Sequence[str] | None = None,
+    ) -> list[tuple[Memory, float]]:
+        """The namespace's memories nearest to the query text or vector, best first.
+
+        Payloads come from the canonical store, so a memory deleted or changed after its vector
+        was written is never answered stale: a vector without its memory is skipped.
+        """
+        if not 1 <= top_k <= self.max_top_k:
+            raise InvalidInput(f"top_k must be between 1 and {self.max_top_k} (SOMA_MAX_TOP_K)")
+        if vector is None and (query is None or not query.strip()):
+            raise InvalidInput("give a non-empty 'query' text or a 'vector'")
+        expression = build_filter(namespace, filters, memory_type)
+        embedding = await self._vector_for_query(query or "", vector)
+        if expression is None:
+            return []
+        try:
+            hits = await self.vectors.search(embedding, top_k=top_k, expression=expression)
+        except (MilvusException, *_TRANSIENT) as exc:
+            raise BackendUnavailable("milvus", f"search failed: {type(exc).__name__}") from exc
+        async with _backend(self.store.name):
+            memories = await self.store.get_many(namespace, [coord for coord, _ in hits])
+        return [(memories[coord], score) for coord, score in hits if coord in memories]
+
     async def counts(self, namespace: str) -> tuple[TypeCounts, int | None]:
         """Live memories by type (canonical) and the vector count (None if Milvus is down)."""
         async with _backend(self.store.name):
@@ -148,8 +182,11 @@ class MemoryService:
     async def _vector_for(
         self, payload: dict[str, Any], vector: Sequence[float] | None
     ) -> list[float]:
+        return await self._vector_for_query(text_of(payload), vector)
+
+    async def _vector_for_query(self, text: str, vector: Sequence[float] | None) -> list[float]:
         if vector is None:
-            return (await self.embedder.embed([text_of(payload)]))[0]
+            return (await self.embedder.embed([text]))[0]
         if len(vector) != self.embedder.dim:
             raise InvalidInput(
                 f"vector has {len(vector)} dimensions; this service stores "

@@ -11,12 +11,14 @@ milvus-lite under the data directory, and an in-process cache and locks instead 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_SECRET_FIELDS = frozenset({"api_token", "postgres_url", "redis_password", "milvus_token"})
+_SECRET_FIELDS = frozenset(
+    {"api_token", "postgres_url", "redis_password", "milvus_token", "embeddings_api_key"}
+)
 
 
 class Settings(BaseSettings):
@@ -62,10 +64,22 @@ class Settings(BaseSettings):
     milvus_port: int = 19530
     milvus_token: SecretStr | None = None
     milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    milvus_index: Literal["HNSW", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW_SQ", "AUTOINDEX"] = "HNSW"
+    milvus_search_ef: int = Field(128, ge=1, le=32768)
+    milvus_flush_interval_seconds: float = Field(1.0, gt=0)
+    max_top_k: int = Field(100, ge=1, le=16384)
 
-    # Embeddings
+    # Embeddings: hash (forced or fallback), a local sentence-transformers model, or an
+    # OpenAI-compatible /v1/embeddings endpoint (chosen when SOMA_EMBEDDINGS_URL is set)
     force_hash_embeddings: bool = False
     embedding_dim: int = Field(384, ge=2, le=32768)
+    local_embedding_model: str = "all-MiniLM-L6-v2"
+    embeddings_url: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_api_key: SecretStr | None = None
+    embeddings_timeout_seconds: float = Field(10.0, gt=0)
+    embeddings_max_retries: int = Field(3, ge=0, le=10)
+    embeddings_batch_size: int = Field(64, ge=1, le=2048)
 
     # Write batching (group commit)
     enable_batch_upsert: bool = False

@@ -102,3 +102,50 @@ class HealthResponse(BaseModel):
 
 class ProbeResponse(BaseModel):
     status: str
+
+
+FilterValue = str | bool | int | float
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    query: str | None = Field(None, max_length=8192, description="Text to search by meaning.")
+    vector: list[float] | None = Field(None, description="Search by this vector instead.")
+    top_k: int = Field(10, ge=1, le=16384, description="How many; at most SOMA_MAX_TOP_K.")
+    filters: dict[str, FilterValue | list[FilterValue]] | None = Field(
+        None,
+        description="Equality (a value) or membership (a list) on memory_type and on top-level "
+        "payload fields, all of which must hold.",
+        examples=[{"topic": "tea", "memory_type": ["semantic"]}],
+    )
+    memory_type: MemoryType | list[MemoryType] | None = None
+
+
+class SearchHit(BaseModel):
+    coord: str
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+    version: int
+    score: float = Field(description="Cosine similarity to the query; higher is closer.")
+
+
+class SearchResponse(BaseModel):
+    memories: list[SearchHit]
+
+    @classmethod
+    def of(cls, hits: list[tuple[Memory, float]]) -> SearchResponse:
+        return cls(
+            memories=[
+                SearchHit(
+                    coord=memory.coord,
+                    payload=memory.payload,
+                    memory_type=memory.memory_type,
+                    importance=memory.importance,
+                    version=memory.version,
+                    score=score,
+                )
+                for memory, score in hits
+            ]
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from weakref import WeakValueDictionary
@@ -47,6 +47,10 @@ class InProcessStore:
     async def get(self, namespace: str, coord: str) -> Memory | None:
         history = self._versions.get((namespace, coord))
         return history[-1] if history else None
+
+    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
+        found = {coord: self._versions.get((namespace, coord)) for coord in coords}
+        return {coord: history[-1] for coord, history in found.items() if history}
 
     async def versions(self, namespace: str, coord: str) -> list[Memory]:
         return list(self._versions.get((namespace, coord), []))

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from ..errors import StartupError
 from ..models import Memory
 
-_MAX_FILTER_STRING = 1024
+log = logging.getLogger(__name__)
+MAX_FILTER_STRING = 1024
+_COLLECTION_NOT_LOADED = 101
 
 
 def milvus_string(value: str) -> str:
@@ -40,31 +44,72 @@ def filterable_fields(payload: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, float) and not math.isfinite(value):
                 continue
             fields[key] = value
-        elif isinstance(value, str) and len(value) <= _MAX_FILTER_STRING:
+        elif isinstance(value, str) and len(value) <= MAX_FILTER_STRING:
             fields[key] = value
     return fields
 
 
+_INDEX_PARAMS: dict[str, dict[str, int]] = {
+    "HNSW": {"M": 16, "efConstruction": 200},
+    "HNSW_SQ": {"M": 16, "efConstruction": 200},
+    "IVF_FLAT": {"nlist": 1024},
+    "IVF_SQ8": {"nlist": 1024},
+}
+
+
 class MilvusVectorStore:
-    """One collection; the namespace is its partition key."""
+    """One collection; the namespace is its partition key; COSINE similarity.
+
+    milvus-lite scans rows it has not flushed yet in Python, slowly: for a local ``.db`` the
+    store flushes at most every ``flush_interval`` seconds while writes go on (see
+    :meth:`maintain`). Reads are ``Strong``: a write is searchable as soon as it is acknowledged.
+    """
 
     name = "milvus"
 
-    def __init__(self, client: MilvusClient, *, collection: str, dim: int) -> None:
+    def __init__(
+        self,
+        client: MilvusClient,
+        *,
+        collection: str,
+        dim: int,
+        index_type: str = "HNSW",
+        search_ef: int = 128,
+        is_lite: bool = False,
+    ) -> None:
         self._client = client
         self._collection = collection
         self.dim = dim
+        self.index_type = index_type
+        self.search_ef = search_ef
+        self.is_lite = is_lite
+        self._dirty = False
 
     @classmethod
     def connect(
-        cls, uri: str, *, collection: str, dim: int, token: str | None, timeout: float
+        cls,
+        uri: str,
+        *,
+        collection: str,
+        dim: int,
+        token: str | None,
+        timeout: float,
+        index_type: str = "HNSW",
+        search_ef: int = 128,
     ) -> MilvusVectorStore:
         """Open the client and make sure the collection exists with the expected dimension."""
         kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout}
         if token:
             kwargs["token"] = token
         client = MilvusClient(**kwargs)
-        store = cls(client, collection=collection, dim=dim)
+        store = cls(
+            client,
+            collection=collection,
+            dim=dim,
+            index_type=index_type,
+            search_ef=search_ef,
+            is_lite="://" not in uri,
+        )
         store._ensure_collection()
         return store
 
@@ -89,7 +134,12 @@ class MilvusVectorStore:
         schema.add_field("fields", DataType.JSON)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
         index = self._client.prepare_index_params()
-        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        index.add_index(
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type="COSINE",
+            params=_INDEX_PARAMS.get(self.index_type, {}),
+        )
         self._client.create_collection(
             self._collection, schema=schema, index_params=index, consistency_level="Strong"
         )
@@ -117,14 +167,61 @@ class MilvusVectorStore:
         ]
         if rows:
             await asyncio.to_thread(self._client.upsert, self._collection, rows)
+            self._dirty = True
 
     async def delete(self, namespace: str, coords: Sequence[str]) -> None:
         ids = [vector_id(namespace, coord) for coord in coords]
         if ids:
             await asyncio.to_thread(self._client.delete, self._collection, ids=ids)
+            self._dirty = True
+
+    async def search(
+        self, vector: Sequence[float], *, top_k: int, expression: str
+    ) -> list[tuple[str, float]]:
+        """The ``top_k`` nearest vectors matching ``expression``: (coord, cosine), best first."""
+        params: dict[str, Any] = {"metric_type": "COSINE"}
+        if self.index_type.startswith("HNSW"):
+            params["params"] = {"ef": max(self.search_ef, top_k)}
+        elif self.index_type.startswith("IVF"):
+            params["params"] = {"nprobe": 32}
+        results = await self._loaded(
+            self._client.search,
+            self._collection,
+            data=[[float(x) for x in vector]],
+            limit=top_k,
+            filter=expression,
+            output_fields=["coord"],
+            search_params=params,
+        )
+        return [(hit["entity"]["coord"], float(hit["distance"])) for hit in results[0]]
+
+    async def _loaded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a read; if the server came back with the collection released, load it, retry."""
+        try:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        except MilvusException as exc:
+            if exc.code != _COLLECTION_NOT_LOADED:
+                raise
+            log.warning("milvus collection %s was released; loading it", self._collection)
+            await asyncio.to_thread(self._client.load_collection, self._collection)
+            return await asyncio.to_thread(call, *args, **kwargs)
+
+    async def flush(self) -> None:
+        self._dirty = False
+        await asyncio.to_thread(self._client.flush, self._collection)
+
+    async def maintain(self, interval: float) -> None:
+        """Run forever: flush a milvus-lite collection after writes, at most every ``interval``."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._dirty and self.is_lite:
+                try:
+                    await self.flush()
+                except Exception:  # the next round tries again
+                    log.warning("milvus flush failed", exc_info=True)
 
     async def get_vector(self, namespace: str, coord: str) -> list[float] | None:
-        rows = await asyncio.to_thread(
+        rows = await self._loaded(
             self._client.get,
             self._collection,
             ids=[vector_id(namespace, coord)],
@@ -133,7 +230,7 @@ class MilvusVectorStore:
         return [float(x) for x in rows[0]["vector"]] if rows else None
 
     async def count(self, namespace: str) -> int:
-        rows = await asyncio.to_thread(
+        rows = await self._loaded(
             self._client.query,
             self._collection,
             filter=f"namespace == {milvus_string(namespace)}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -34,6 +35,11 @@ SELECT * FROM current
 _GET = """
 SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
 FROM memories WHERE namespace = $1 AND coord = $2
+"""
+
+_GET_MANY = """
+SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
+FROM memories WHERE namespace = $1 AND coord = ANY($2::text[])
 """
 
 _VERSIONS = """
@@ -107,6 +113,10 @@ class PostgresStore:
     async def get(self, namespace: str, coord: str) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord)
         return _memory(row) if row is not None else None
+
+    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
+        rows = await self._pool.fetch(_GET_MANY, namespace, list(coords))
+        return {row["coord"]: _memory(row) for row in rows}
 
     async def versions(self, namespace: str, coord: str) -> list[Memory]:
         return [_memory(row) for row in await self._pool.fetch(_VERSIONS, namespace, coord)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -131,6 +131,13 @@ class RedisStore:
     async def get(self, namespace: str, coord: str) -> Memory | None:
         raw = await self._client.lindex(self._versions_key(namespace, coord), -1)
         return Memory.from_json(raw) if raw is not None else None
+
+    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for coord in coords:
+                pipe.lindex(self._versions_key(namespace, coord), -1)
+            raws = await pipe.execute()
+        return {c: Memory.from_json(raw) for c, raw in zip(coords, raws, strict=True) if raw}
 
     async def versions(self, namespace: str, coord: str) -> list[Memory]:
         raws = await self._client.lrange(self._versions_key(namespace, coord), 0, -1)

@@ -1,0 +1,57 @@
+"""Milvus going away at run time: writes stay durable, search says 503, nothing is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from somamemory.app import create_app
+from somamemory.settings import Settings
+
+from ..conftest import TOKEN, free_port
+from ..milvus_server import MilvusLiteServer
+
+AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "outage"}
+
+
+def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    server = MilvusLiteServer(tmp_path / "milvus", free_port()).start()
+    settings = make_settings(milvus_uri=server.uri, connect_timeout_seconds=2.0)
+    try:
+        with TestClient(create_app(settings)) as client:
+            first = client.post(
+                "/memories", json={"coord": "1", "payload": {"text": "before"}}, headers=AUTH
+            )
+            assert first.json()["indexed"] is True
+
+            server.stop()
+            during = client.post(
+                "/memories", json={"coord": "2", "payload": {"text": "during"}}, headers=AUTH
+            )
+            assert during.status_code == 200  # durable in PostgreSQL
+            assert during.json()["indexed"] is False
+            assert client.get("/memories/2", headers=AUTH).json()["memory"]["payload"] == {
+                "text": "during"
+            }
+            search = client.post("/memories/search", json={"query": "before"}, headers=AUTH)
+            assert search.status_code == 503
+            assert "milvus" in search.json()["detail"]
+            assert client.get("/readyz").status_code == 503
+            assert client.get("/health", headers=AUTH).json()["vector_store"] is False
+
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the client reconnects on its own, with backoff
+                hits = client.post("/memories/search", json={"query": "before"}, headers=AUTH)
+                if hits.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert hits.status_code == 200, hits.text
+            assert hits.json()["memories"][0]["coord"] == "1.0"
+    finally:
+        server.stop()
