@@ -1,0 +1,138 @@
+"""kopf wiring: one reconcile loop (daemon) per SomaMemory, woken by its own and its
+children's watch events, plus a periodic resync for anything a watch missed.
+
+The handlers stay thin; the work is in :mod:`.reconcile` and :mod:`.manifests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from . import metrics
+from .constants import GROUP, KIND, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION
+from .kube import Kube, bearer_token, load_configuration
+from .reconcile import reconcile
+
+logger = logging.getLogger(__name__)
+CHILD_SELECTOR = {LABEL_MANAGED_BY: MANAGER}
+DEFAULT_RESYNC_SECONDS = 60.0  # drift nobody watched for (HPA, PDB edits) is fixed this often
+ERROR_BACKOFF_SECONDS = 5.0
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Tune kopf and build the API client once (tests may hand one in through ``memo``)."""
+    # Our own finalizer name: kopf needs one on objects that have a daemon, to stop it cleanly.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Keep kopf's bookkeeping out of status: the CRD's status schema is ours alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # Least privilege: no cluster-wide watch on CRDs or namespaces just to rediscover resources.
+    settings.scanning.disabled = True
+    # We post our own, named Events for each step; kopf adds only its warnings and errors.
+    settings.posting.level = logging.WARNING
+    if memo.get("kube") is None:
+        memo.kube = Kube(load_configuration(os.environ.get("KUBECONFIG")))
+    memo.setdefault("wakeups", {})
+    memo.setdefault(
+        "resync_seconds",
+        float(os.environ.get("SOMA_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS)),
+    )
+    port = os.environ.get("SOMA_OPERATOR_METRICS_PORT")
+    if port and not memo.get("metrics_started"):
+        metrics.serve(int(port))
+        memo.metrics_started = True
+        logger.info("operator metrics on :%s/metrics", port)
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Log kopf in with the same credentials as our client: in-cluster, else ``$KUBECONFIG``."""
+    cfg = load_configuration(os.environ.get("KUBECONFIG"))
+    header = bearer_token(cfg)
+    scheme, _sep, token = header.partition(" ") if header else ("", "", "")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
+
+
+@kopf.on.probe(id="somamemories")
+def watched_count(memo: kopf.Memo, **_: Any) -> int:
+    """Reported by the liveness endpoint: how many SomaMemory loops are running."""
+    return len(memo.get("wakeups", {}))
+
+
+def _run_once(kube: Kube, namespace: str, name: str) -> None:
+    with metrics.RECONCILE_SECONDS.time():
+        try:
+            outcome = reconcile(kube, namespace, name)
+        except Exception:
+            metrics.RECONCILES.labels(phase="error").inc()
+            raise
+    metrics.RECONCILES.labels(phase=outcome.phase if outcome else "gone").inc()
+
+
+async def _sleep_until_woken(wakeup: asyncio.Event, stopped: Any, timeout: float) -> None:
+    waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="reconciler", cancellation_timeout=10.0)
+async def reconciler(stopped: Any, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Reconcile now, then again whenever poked or every ``resync_seconds``."""
+    namespace = namespace or ""
+    key = (namespace, name)
+    wakeup = memo.wakeups.setdefault(key, asyncio.Event())
+    try:
+        while not stopped:
+            wakeup.clear()
+            delay = memo.resync_seconds
+            try:
+                await asyncio.to_thread(_run_once, memo.kube, namespace, name)
+            except Exception:
+                logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
+                delay = min(delay, ERROR_BACKOFF_SECONDS)
+            await _sleep_until_woken(wakeup, stopped, delay)
+    finally:
+        memo.wakeups.pop(key, None)
+
+
+def _poke(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
+    wakeup = memo.get("wakeups", {}).get((namespace, name))
+    if wakeup is not None:
+        wakeup.set()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def somamemory_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Any change of the SomaMemory itself (spec edit, deletion) wakes its loop."""
+    _poke(memo, namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_SELECTOR)
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_SELECTOR)
+@kopf.on.event("", "v1", "services", labels=CHILD_SELECTOR)
+@kopf.on.event("", "v1", "configmaps", labels=CHILD_SELECTOR)
+async def child_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    """A child changed, finished or vanished: wake its owner's loop."""
+    for ref in body.metadata.get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("controller"):
+            _poke(memo, namespace, ref.get("name"))

@@ -1,0 +1,38 @@
+"""NOTES.txt tells the user how to reach the service and where the token is."""
+
+from __future__ import annotations
+
+from tests.chart.helm import CHART, NAMESPACE, RELEASE, run_helm
+
+
+def notes(values: str, *sets: str) -> str:
+    args = ["install", RELEASE, str(CHART), "--dry-run=client", "--namespace", NAMESPACE]
+    args += ["-f", str(CHART / "ci" / f"{values}-values.yaml")]
+    for item in sets:
+        args += ["--set", item]
+    result = run_helm(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_show_port_forward_and_the_token_secret() -> None:
+    text = notes("defaults")
+    assert "kubectl port-forward -n memory svc/soma-somamemory 10101:10101" in text
+    assert "kubectl get secret -n memory soma-somamemory -o jsonpath='{.data.api-token}'" in text
+    assert "Authorization: Bearer $SOMA_API_TOKEN" in text
+    assert "helm test soma" in text
+
+
+def test_notes_name_the_users_own_token_secret() -> None:
+    text = notes("existing-secrets")
+    assert "kubectl get secret -n memory somamemory-auth -o jsonpath='{.data.token}'" in text
+
+
+def test_notes_show_the_ingress_url() -> None:
+    assert "export SOMA_URL=https://memory.example.com" in notes("ingress")
+
+
+def test_notes_warn_about_trial_backends_and_replicas_without_redis() -> None:
+    assert "quick-trial backends are on" in notes("quickstart")
+    assert "more than one replica without Redis" in notes("defaults", "replicaCount=3")
+    assert "more than one replica without Redis" not in notes("ha")

@@ -1,0 +1,160 @@
+"""The real operator (kopf, in-process) against kmock, shared by the operator tests.
+
+kmock plays the API server; the tests play the cluster's controllers by patching Job and
+Deployment status. One emulator and one operator serve the whole session; every test works in
+its own namespace, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import kmock
+import pytest
+import pytest_asyncio
+import yaml
+
+from somamemory_operator.kube import Kube, load_configuration
+
+SMEM = "soma.dev/v1alpha1/somamemories"
+
+
+class Cluster:
+    """Test-side access to the emulated cluster: the operator's own client, run off-loop."""
+
+    def __init__(self, emulator: kmock.KubernetesEmulator, kube: Kube, url: str) -> None:
+        self.emulator = emulator
+        self.kube = kube
+        self.url = url
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.call(self.kube.get, kind, namespace, name)
+
+    async def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        await self.call(self.kube.patch, kind, namespace, name, body)
+
+    async def eventually(self, probe: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+        """Poll ``probe`` (sync or async) until it returns something truthy, or fail."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = probe()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+
+def _declare_resources(emulator: kmock.KubernetesEmulator) -> None:
+    with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated call
+        warnings.filterwarnings("ignore", "read_binary is deprecated", DeprecationWarning)
+        emulator.resources.load_bundled()
+    emulator.resources[SMEM] = kmock.ResourceInfo(
+        kind="SomaMemory",
+        singular="somamemory",
+        namespaced=True,
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        shortnames={"smem"},
+        subresources={"status"},
+    )
+
+
+def _write_kubeconfig(url: str, path: pathlib.Path) -> pathlib.Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+        "users": [{"name": "test", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+        "current-context": "kmock",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """kmock on loopback with the bundled kinds and the SomaMemory CRD's resource."""
+    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
+        _declare_resources(emulator)
+        path = _write_kubeconfig(str(emulator.url), tmp_path_factory.mktemp("kube") / "config")
+        trimmer = asyncio.create_task(_trim_request_log(emulator))
+        try:
+            yield Cluster(emulator, Kube(load_configuration(str(path))), str(emulator.url))
+        finally:
+            trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimmer
+
+
+async def _trim_request_log(emulator: kmock.KubernetesEmulator) -> None:
+    """Keep kmock's request log short: it matches every request against the whole log
+    (quadratic). The newest requests stay, so any request still being served is kept."""
+    log = emulator._requests  # kmock 0.8 has no public way to forget requests
+    while True:
+        if len(log) > 80:
+            del log[:-40]
+        await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Cluster]:
+    """The real operator, in-process, cluster-wide (kmock has no Namespace objects).
+
+    kopf runs on its own event loop in a thread: at shutdown it cancels every task it did not
+    start, which on a shared loop would include pytest's own fixture finalizers.
+    """
+    import kopf
+
+    import somamemory_operator  # noqa: F401  (registers the handlers)
+
+    path = _write_kubeconfig(cluster.url, tmp_path_factory.mktemp("kopf") / "config")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("KUBECONFIG", str(path))  # read by the operator's login handler
+    settings = kopf.OperatorSettings()
+    memo = kopf.Memo(kube=Kube(load_configuration(str(path))), resync_seconds=2.0)
+    ready, stop = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=kopf.get_default_registry(),
+                    settings=settings,
+                    memo=memo,
+                    clusterwide=True,
+                    standalone=True,
+                    ready_flag=ready,
+                    stop_flag=stop,
+                )
+            )
+        except BaseException as exc:  # surfaced by the fixture's teardown
+            errors.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="kopf-operator", daemon=True)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(ready.wait, 20), "the operator did not start"
+        assert not errors, errors
+        yield cluster
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 30)
+        monkeypatch.undo()
+    assert not thread.is_alive(), "the operator did not stop"
+    assert not errors, errors

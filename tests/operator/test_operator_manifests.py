@@ -1,0 +1,183 @@
+"""The operator's static artefacts: rendered manifests, the CRD, the example and the chart."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import subprocess
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from somamemory_operator import manifests
+from somamemory_operator.constants import KNOWN_ENV
+from somamemory_operator.crd import crd, crd_yaml
+from somamemory_operator.spec import SpecError, check_name, normalize
+from tests.support.k8s import helm_binary, validate_manifests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "somamemory-operator"
+EXAMPLE = ROOT / "operator" / "examples" / "somamemory.yaml"
+META = {"name": "memory", "namespace": "default", "uid": "0b7c3a56-0000-4000-8000-000000000001"}
+
+
+def _example() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def _all_children(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    cm = manifests.configmap(META, spec)
+    docs = [
+        cm,
+        manifests.migration_job(META, spec),
+        manifests.deployment(META, spec, manifests.config_hash(cm)),
+        manifests.service(META, spec),
+        manifests.autoscaler(META, spec),
+        manifests.disruption_budget(META, spec),
+    ]
+    return [doc for doc in docs if doc is not None]
+
+
+def _schema() -> dict[str, Any]:
+    return crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def test_every_rendered_manifest_is_valid_kubernetes() -> None:
+    spec = normalize(_example()["spec"])
+    docs = _all_children(spec)
+    assert {d["kind"] for d in docs} == {
+        "ConfigMap",
+        "Job",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    validate_manifests(docs)
+    validate_manifests(_all_children(normalize({**_example()["spec"], "milvus": {"uri": "x"}})))
+
+
+def test_every_rendered_env_var_is_one_the_service_reads() -> None:
+    settings = pytest.importorskip("somamemory.settings")
+    assert settings.known_env_vars() >= KNOWN_ENV
+    spec = normalize(_example()["spec"])
+    assert manifests.rendered_env_names(*_all_children(spec)[:3]) <= settings.known_env_vars()
+
+
+def test_deployment_has_probes_port_security_and_owner() -> None:
+    spec = normalize(_example()["spec"])
+    dep = manifests.deployment(META, spec, "abc")
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["ports"][0]["containerPort"] == 10101
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert "replicas" not in dep["spec"]  # autoscaling on: the HPA owns it
+    assert dep["metadata"]["ownerReferences"][0]["uid"] == META["uid"]
+
+
+def test_a_new_image_gets_a_new_migration_job() -> None:
+    spec = normalize(_example()["spec"])
+    newer = {**spec, "image": "ghcr.io/somamemory/somamemory:0.2.0"}
+    assert manifests.migration_job_name(META, spec) != manifests.migration_job_name(META, newer)
+    assert manifests.migration_job_name(META, spec) == manifests.migration_job_name(
+        META, {**spec, "replicas": 9}
+    )
+
+
+def test_crd_is_valid_and_the_checked_in_copies_match_it() -> None:
+    validate_manifests([crd()])
+    text = crd_yaml()
+    assert (ROOT / "operator" / "crd" / "somamemory-crd.yaml").read_text() == text
+    assert (CHART / "crds" / "somamemory-crd.yaml").read_text() == text
+    version = crd()["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Ready",
+        "Schema",
+        "Image",
+        "Age",
+    ]
+    assert crd()["spec"]["names"]["shortNames"] == ["smem"]
+
+
+def test_example_validates_against_the_crd_schema() -> None:
+    jsonschema.validate(_example(), _schema())
+    normalize(_example()["spec"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"replicas": -1},
+        {"image": ""},
+        {"batching": {"size": 0}},
+        {"logLevel": "LOUD"},
+        {"env": [{"name": "lower", "value": "x"}]},
+        {"apiTokenSecretRef": {}},
+    ],
+)
+def test_crd_schema_refuses_bad_fields(change: dict[str, Any]) -> None:
+    doc = copy.deepcopy(_example())
+    doc["spec"].update(change)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, _schema())
+
+
+def test_semantic_problems_are_named_exactly() -> None:
+    spec = _example()["spec"]
+    with pytest.raises(SpecError, match="minReplicas \\(9\\) exceeds maxReplicas \\(6\\)"):
+        normalize({**spec, "autoscaling": {"enabled": True, "minReplicas": 9, "maxReplicas": 6}})
+    with pytest.raises(SpecError, match="set uri or host, not both"):
+        normalize({**spec, "milvus": {"uri": "http://m:19530", "host": "m"}})
+    with pytest.raises(SpecError, match="DNS-1035"):
+        check_name("Memory.One")
+
+
+def _helm(*args: str) -> str:
+    done = subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("values", [None, "namespaced-values.yaml"])
+def test_operator_chart_lints_and_renders_valid_manifests(values: str | None) -> None:
+    extra = ["-f", str(CHART / "ci" / values)] if values else []
+    _helm("lint", "--strict", str(CHART), *extra)
+    rendered = _helm("template", "soma", str(CHART), "--include-crds", *extra)
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    validate_manifests(docs)
+    kinds = {d["kind"] for d in docs}
+    assert {"CustomResourceDefinition", "ServiceAccount", "Deployment"} <= kinds
+    if values:
+        assert sum(d["kind"] == "Role" for d in docs) == 2 and "ClusterRole" not in kinds
+    else:
+        assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["command"][:4] == ["kopf", "run", "-m", "somamemory_operator"]
+
+
+def test_kopf_run_finds_the_handlers() -> None:
+    import kopf
+
+    import somamemory_operator  # noqa: F401
+
+    registry = kopf.get_default_registry()
+    assert registry._spawning.has_handlers(resource=_resource())
+
+
+def _resource() -> Any:
+    import kopf
+
+    return kopf.Resource("soma.dev", "v1alpha1", "somamemories")
