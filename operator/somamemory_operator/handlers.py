@@ -44,11 +44,20 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         "resync_seconds",
         float(os.environ.get("SOMA_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS)),
     )
-    port = os.environ.get("SOMA_OPERATOR_METRICS_PORT")
-    if port and not memo.get("metrics_started"):
-        metrics.serve(int(port))
-        memo.metrics_started = True
-        logger.info("operator metrics on :%s/metrics", port)
+    # ``metrics_port`` 0 binds a free port; the bound one is left in ``memo.metrics_port``.
+    memo.setdefault("metrics_port", os.environ.get("SOMA_OPERATOR_METRICS_PORT") or None)
+    if memo.metrics_port is not None and memo.get("metrics_server") is None:
+        memo.metrics_server = metrics.serve(int(memo.metrics_port))
+        memo.metrics_port = memo.metrics_server.server_port
+        logger.info("operator metrics on :%s/metrics", memo.metrics_port)
+
+
+@kopf.on.cleanup()
+def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+    """Release the metrics port when the operator stops (a restart in-process can bind it)."""
+    server = memo.pop("metrics_server", None)
+    if server is not None:
+        metrics.stop(server)
 
 
 @kopf.on.login()

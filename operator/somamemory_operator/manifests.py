@@ -183,6 +183,9 @@ def migration_job(meta: Meta, spec: dict[str, Any]) -> Manifest:
     """The Alembic migration Job (``somamemory migrate``), same image and secrets as the server."""
     migration = spec["migration"]
     pod_labels = labels(meta, "migration")
+    # ``somamemory migrate`` writes the revision to /dev/termination-log (the default path);
+    # :func:`.migration.schema_revision` reads it back from the Pod's terminated state.
+    container = _container(spec, meta, ["migrate"]) | {"terminationMessagePolicy": "File"}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -196,7 +199,7 @@ def migration_job(meta: Meta, spec: dict[str, Any]) -> Manifest:
             "ttlSecondsAfterFinished": migration["ttlSecondsAfterFinished"],
             "template": {
                 "metadata": {"labels": pod_labels},
-                "spec": _pod_spec(_container(spec, meta, ["migrate"]), restartPolicy="Never"),
+                "spec": _pod_spec(container, restartPolicy="Never"),
             },
         },
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 RECONCILES = Counter(
@@ -15,6 +17,13 @@ RECONCILE_SECONDS = Histogram(
 )
 
 
-def serve(port: int) -> None:
-    """Expose ``/metrics`` on ``port`` in a background thread."""
-    start_http_server(port)
+def serve(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+    """Expose ``/metrics`` on ``port`` (0: any free one) in a background thread."""
+    server, _thread = start_http_server(port, addr)
+    return server
+
+
+def stop(server: WSGIServer) -> None:
+    """Stop serving and release the port."""
+    server.shutdown()
+    server.server_close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
+import socket
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +55,22 @@ class Cluster:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             await asyncio.sleep(0.05)
+
+
+class Operator(Cluster):
+    """The cluster, plus where the running operator serves its metrics and liveness probe."""
+
+    def __init__(self, cluster: Cluster, metrics_url: str, liveness_url: str) -> None:
+        super().__init__(cluster.emulator, cluster.kube, cluster.url)
+        self.metrics_url = metrics_url
+        self.liveness_url = liveness_url
+
+
+def _free_port() -> int:
+    """A loopback port nobody listens on (for kopf's liveness server, which cannot bind 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _declare_resources(emulator: kmock.KubernetesEmulator) -> None:
@@ -111,8 +128,9 @@ async def _trim_request_log(emulator: kmock.KubernetesEmulator) -> None:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Cluster]:
-    """The real operator, in-process, cluster-wide (kmock has no Namespace objects).
+) -> AsyncIterator[Operator]:
+    """The real operator, in-process, cluster-wide (kmock has no Namespace objects), with its
+    metrics server on a free port (``metrics_port`` 0) and kopf's liveness endpoint on another.
 
     kopf runs on its own event loop in a thread: at shutdown it cancels every task it did not
     start, which on a shared loop would include pytest's own fixture finalizers.
@@ -125,7 +143,8 @@ async def operator(
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("KUBECONFIG", str(path))  # read by the operator's login handler
     settings = kopf.OperatorSettings()
-    memo = kopf.Memo(kube=Kube(load_configuration(str(path))), resync_seconds=2.0)
+    memo = kopf.Memo(kube=Kube(load_configuration(str(path))), resync_seconds=2.0, metrics_port=0)
+    liveness_url = f"http://127.0.0.1:{_free_port()}/healthz"
     ready, stop = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -138,6 +157,7 @@ async def operator(
                     memo=memo,
                     clusterwide=True,
                     standalone=True,
+                    liveness_endpoint=liveness_url,
                     ready_flag=ready,
                     stop_flag=stop,
                 )
@@ -151,10 +171,13 @@ async def operator(
     try:
         assert await asyncio.to_thread(ready.wait, 20), "the operator did not start"
         assert not errors, errors
-        yield cluster
+        metrics_url = f"http://127.0.0.1:{memo.metrics_port}/metrics"  # bound by startup
+        yield Operator(cluster, metrics_url, liveness_url)
     finally:
         stop.set()
         await asyncio.to_thread(thread.join, 30)
         monkeypatch.undo()
     assert not thread.is_alive(), "the operator did not stop"
     assert not errors, errors
+    with pytest.raises(OSError):  # the cleanup handler closed the metrics server
+        socket.create_connection(("127.0.0.1", memo.metrics_port), timeout=1).close()

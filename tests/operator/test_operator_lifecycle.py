@@ -315,3 +315,49 @@ async def test_deleting_the_somamemory_releases_it_and_children_are_owned(
         return await operator.get("SomaMemory", ns, NAME) is None
 
     await operator.eventually(gone, "the SomaMemory to be released and deleted")
+
+
+async def test_the_migration_pods_termination_message_is_the_schema_revision(
+    operator: Cluster,
+) -> None:
+    ns = _ns()
+    await _create(operator, ns, _spec())
+    job = await _job(operator, ns)
+    job_name = job["metadata"]["name"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["terminationMessagePolicy"] == "File"
+    assert container.get("terminationMessagePath", "/dev/termination-log") == "/dev/termination-log"
+    # The cluster's part: the Job's Pod ran `somamemory migrate`, which wrote "0001\n" to
+    # /dev/termination-log; the kubelet put it in the terminated state. (kmock ignores the
+    # label selector, so this namespace holds only this Pod.)
+    terminated = {"exitCode": 0, "reason": "Completed", "message": "0001\n"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job_name}-x7k2p",
+            "namespace": ns,
+            "labels": {"job-name": job_name, "batch.kubernetes.io/job-name": job_name},
+        },
+        "spec": {"restartPolicy": "Never", "containers": [container]},
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": container["name"], "state": {"terminated": terminated}}],
+        },
+    }
+    await operator.call(operator.kube.create, pod)
+    await _finish_job(operator, ns, job_name)
+
+    async def revision() -> dict[str, Any] | None:
+        status = await _status(operator, ns)
+        return status if status.get("schemaRevision") == "0001" else None
+
+    status = await operator.eventually(revision, "schemaRevision 0001")
+    assert _conditions(status)["MigrationsApplied"]["message"] == f"schema 0001 for {IMAGE_V1}"
+    events = await operator.call(operator.kube.list, "Event", ns, {})
+    assert f"Job {job_name} applied schema 0001" in {
+        e["message"] for e in events if e["reason"] == "MigrationSucceeded"
+    }
+    await _roll_out(operator, ns)
+    status = await operator.eventually(lambda: _phase_is(operator, ns, "Ready"), "Ready")
+    assert status["schemaRevision"] == "0001"  # kept once the Job's facts are no longer read

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pathlib
 import subprocess
+import urllib.parse
 from typing import Any
 
 import jsonschema
@@ -91,6 +92,14 @@ def test_a_new_image_gets_a_new_migration_job() -> None:
     )
 
 
+def test_migration_job_reports_its_revision_in_the_termination_message() -> None:
+    job = manifests.migration_job(META, normalize(_example()["spec"]))
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"]
+    assert container["terminationMessagePolicy"] == "File"
+    assert "terminationMessagePath" not in container  # the default, /dev/termination-log
+
+
 def test_crd_is_valid_and_the_checked_in_copies_match_it() -> None:
     validate_manifests([crd()])
     text = crd_yaml()
@@ -164,8 +173,18 @@ def test_operator_chart_lints_and_renders_valid_manifests(values: str | None) ->
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["command"][:4] == ["kopf", "run", "-m", "somamemory_operator"]
+    # kopf's liveness server, the probes and the ports agree; so do the metrics env and port.
+    (liveness,) = [a for a in container["args"] if a.startswith("--liveness=")]
+    endpoint = urllib.parse.urlsplit(liveness.removeprefix("--liveness="))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert endpoint.port == ports["health"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": endpoint.path, "port": "health"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    metrics_port = env.get("SOMA_OPERATOR_METRICS_PORT")
+    assert (int(metrics_port) if metrics_port else None) == ports.get("metrics")
+    assert ("metrics" in ports) is (values is None)  # the ci values turn metrics off
 
 
 def test_kopf_run_finds_the_handlers() -> None:
