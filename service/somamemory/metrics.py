@@ -58,11 +58,27 @@ class Metrics:
             "Vector writes or deletes that failed after the canonical commit.",
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "somamemory_batch_size",
+            "Writes per group commit.",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=self.registry,
+        )
+        self.batch_flush_seconds = Histogram(
+            "somamemory_batch_flush_seconds",
+            "Time to write one group commit (PostgreSQL, cache, Milvus).",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.reconcile_backlog = Gauge(
             "somamemory_reconcile_backlog",
             "Memories whose vector still has to be written or removed.",
             registry=self.registry,
         )
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_flush_seconds.observe(seconds)
 
     def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
         for name in modes:

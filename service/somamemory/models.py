@@ -20,6 +20,7 @@ class NewMemory:
     memory_type: MemoryType
     payload: dict[str, Any]
     importance: float
+    vector: list[float] | None = None  # the client's own embedding, kept canonically
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +35,12 @@ class Memory:
     version: int
     created_at: datetime
     updated_at: datetime
+    vector: list[float] | None = None  # the client's own embedding; not part of the JSON
 
     def to_json(self) -> str:
-        """Serialise for a cache."""
+        """Serialise for a cache and for ``GET /memories/{coord}`` (the same shape)."""
         data = asdict(self)
+        del data["vector"]
         data["created_at"] = self.created_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat()
         return json.dumps(data, separators=(",", ":"))

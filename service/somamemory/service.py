@@ -7,44 +7,22 @@ after the canonical commit; the per-coordinate lock keeps the vector of the last
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-import redis.exceptions
 from pymilvus.exceptions import MilvusException
 
+from .batching import Batcher
 from .coords import normalize_coord
-from .embeddings import Embedder, text_of
+from .embeddings import Embedder
 from .errors import BackendUnavailable, InvalidInput, MemoryNotFound
 from .filters import build_filter
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory, TypeCounts
-from .payloads import validate_payload
 from .stores import Cache, KeyValueStore, Locks, VectorStore
+from .writes import TRANSIENT, WritePath, Written, backend, check_vector, prepare
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-
-@asynccontextmanager
-async def _backend(name: str) -> AsyncIterator[None]:
-    """Turn a lost connection to ``name`` into a 503-worthy BackendUnavailable."""
-    try:
-        yield
-    except _TRANSIENT as exc:
-        raise BackendUnavailable(name, type(exc).__name__) from exc
 
 
 class MemoryService:
@@ -59,9 +37,13 @@ class MemoryService:
         vectors: VectorStore,
         embedder: Embedder,
         metrics: Metrics,
+        writes: WritePath,
         max_payload_bytes: int,
         max_top_k: int = 100,
+        batcher: Batcher[NewMemory, Written] | None = None,
     ) -> None:
+        self.writes = writes
+        self.batcher = batcher
         self.store = store
         self.cache = cache
         self.locks = locks
@@ -81,19 +63,27 @@ class MemoryService:
         importance: float = 0.0,
         vector: Sequence[float] | None = None,
     ) -> tuple[Memory, bool]:
-        """Upsert a memory; return it and whether its vector reached the vector store."""
-        key = normalize_coord(coord)
-        validate_payload(payload, self.max_payload_bytes)
-        if not math.isfinite(importance):
-            raise InvalidInput("importance must be a finite number")
-        embedding = await self._vector_for(payload, vector)
-        new = NewMemory(namespace, key, memory_type, payload, importance)
-        async with _backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
-            async with _backend(self.store.name):
-                memory = await self.store.put(new)
-            await self._cache_set(memory)
-            indexed = await self._index(memory, embedding)
-        return memory, indexed
+        """Upsert a memory; return it and whether its vector reached the vector store.
+
+        With batching on, the write joins the current group commit; otherwise it is written
+        alone under the coordinate's lock (so its vector cannot be overtaken by an older one).
+        """
+        new = prepare(
+            namespace,
+            coord,
+            payload,
+            memory_type=memory_type,
+            importance=importance,
+            vector=vector,
+            max_payload_bytes=self.max_payload_bytes,
+            dim=self.embedder.dim,
+        )
+        if self.batcher is not None:
+            written = await self.batcher.submit(new)
+        else:
+            async with backend(self.locks.name), self.locks.hold(f"{namespace}:{new.coord}"):
+                (written,) = await self.writes.write([new])
+        return written.memory, written.indexed
 
     async def get_memory_json(self, namespace: str, coord: str) -> bytes:
         """The live memory as JSON: from the cache, else from the store (filling the cache).
@@ -104,7 +94,7 @@ class MemoryService:
         cached = await self._cache_get(namespace, key)
         if cached is not None:
             return cached
-        async with _backend(self.store.name):
+        async with backend(self.store.name):
             memory = await self.store.get(namespace, key)
         if memory is None:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
@@ -113,7 +103,7 @@ class MemoryService:
 
     async def memory_versions(self, namespace: str, coord: str) -> list[Memory]:
         key = normalize_coord(coord)
-        async with _backend(self.store.name):
+        async with backend(self.store.name):
             history = await self.store.versions(namespace, key)
         if not history:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
@@ -122,17 +112,13 @@ class MemoryService:
     async def delete_memory(self, namespace: str, coord: str) -> tuple[str, bool]:
         """Delete a memory, its versions, its cache entry and its vector; idempotent."""
         key = normalize_coord(coord)
-        async with _backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
-            async with _backend(self.store.name):
+        async with backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
+            async with backend(self.store.name):
                 deleted = await self.store.delete(namespace, key)
             if self.cache is not None:
-                async with _backend(self.cache.name):
+                async with backend(self.cache.name):
                     await self.cache.invalidate(namespace, key)
-            try:
-                await self.vectors.delete(namespace, [key])
-            except (MilvusException, *_TRANSIENT):
-                log.exception("vector delete failed", extra={"namespace": namespace})
-                self.metrics.vector_write_failures.inc()
+            await self.writes.unindex(namespace, key)
         return key, deleted
 
     async def search(
@@ -160,58 +146,36 @@ class MemoryService:
             return []
         try:
             hits = await self.vectors.search(embedding, top_k=top_k, expression=expression)
-        except (MilvusException, *_TRANSIENT) as exc:
+        except (MilvusException, *TRANSIENT) as exc:
             raise BackendUnavailable("milvus", f"search failed: {type(exc).__name__}") from exc
-        async with _backend(self.store.name):
+        async with backend(self.store.name):
             memories = await self.store.get_many(namespace, [coord for coord, _ in hits])
         return [(memories[coord], score) for coord, score in hits if coord in memories]
 
     async def counts(self, namespace: str) -> tuple[TypeCounts, int | None]:
         """Live memories by type (canonical) and the vector count (None if Milvus is down)."""
-        async with _backend(self.store.name):
+        async with backend(self.store.name):
             counts = await self.store.counts(namespace)
         try:
             vector_count: int | None = await self.vectors.count(namespace)
-        except (MilvusException, *_TRANSIENT):
+        except (MilvusException, *TRANSIENT):
             log.warning("vector count unavailable", exc_info=True)
             vector_count = None
         return counts, vector_count
 
     # ----- helpers ---------------------------------------------------------------------------
 
-    async def _vector_for(
-        self, payload: dict[str, Any], vector: Sequence[float] | None
-    ) -> list[float]:
-        return await self._vector_for_query(text_of(payload), vector)
-
     async def _vector_for_query(self, text: str, vector: Sequence[float] | None) -> list[float]:
         if vector is None:
             return (await self.embedder.embed([text]))[0]
-        if len(vector) != self.embedder.dim:
-            raise InvalidInput(
-                f"vector has {len(vector)} dimensions; this service stores "
-                f"{self.embedder.dim}-dimensional vectors"
-            )
-        if not any(vector):
-            raise InvalidInput("vector must not be all zeros (cosine similarity needs a length)")
-        return [float(x) for x in vector]
-
-    async def _index(self, memory: Memory, embedding: list[float]) -> bool:
-        try:
-            await self.vectors.upsert([(memory, embedding)])
-        except (MilvusException, *_TRANSIENT):
-            # The memory is durable; the reconciler (or the next write) re-indexes it.
-            log.exception("vector write failed", extra={"namespace": memory.namespace})
-            self.metrics.vector_write_failures.inc()
-            return False
-        return True
+        return check_vector(vector, self.embedder.dim)
 
     async def _cache_get(self, namespace: str, key: str) -> bytes | None:
         if self.cache is None:
             return None
         try:
             raw = await self.cache.get(namespace, key)
-        except _TRANSIENT:
+        except TRANSIENT:
             log.warning("cache read failed; reading the store", exc_info=True)
             raw = None
         self.metrics.cache_requests.labels(result="hit" if raw else "miss").inc()
@@ -222,17 +186,5 @@ class MemoryService:
             return
         try:
             await self.cache.fill(memory)
-        except _TRANSIENT:
+        except TRANSIENT:
             log.warning("cache fill failed", exc_info=True)
-
-    async def _cache_set(self, memory: Memory) -> None:
-        if self.cache is None:
-            return
-        try:
-            await self.cache.set(memory)
-        except _TRANSIENT:
-            log.warning("cache update failed; dropping the entry", exc_info=True)
-            try:
-                await self.cache.invalidate(memory.namespace, memory.coord)
-            except _TRANSIENT:
-                log.error("cache entry may be stale until its TTL", exc_info=True)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     # Local data (embedded PostgreSQL, milvus-lite, generated token)
     data_dir: Path = Path(".somamemory")
+    # Where `somamemory migrate` reports the revision it reached (Kubernetes' termination message)
+    termination_log: Path = Path("/dev/termination-log")
 
     # PostgreSQL: canonical store
     postgres_url: str = Field(
@@ -85,6 +87,8 @@ class Settings(BaseSettings):
     enable_batch_upsert: bool = False
     batch_size: int = Field(100, ge=1)
     batch_flush_ms: float = Field(5, ge=0)
+    max_batch_items: int = Field(1000, ge=1, le=100_000)
+    reconcile_interval_seconds: float = Field(2.0, gt=0)
 
     # ----- derived choices -------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -50,12 +51,15 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_database: str) -> None:
     assert asyncio.run(_revision(empty_database)) == head_revision()
 
 
-def test_migrate_command_brings_an_external_database_to_head(empty_database: str) -> None:
+def test_migrate_command_brings_an_external_database_to_head(
+    empty_database: str, tmp_path: Path
+) -> None:
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "POSTGRES_URL": empty_database}
+    log = tmp_path / "termination-log"
+    env = {**os.environ, "POSTGRES_URL": empty_database, "SOMA_TERMINATION_LOG": str(log)}
     result = subprocess.run(
         [sys.executable, "-m", "somamemory.cli", "migrate"],
         env=env,
@@ -67,6 +71,7 @@ def test_migrate_command_brings_an_external_database_to_head(empty_database: str
     assert result.returncode == 0, result.stderr
     assert f"schema at revision {head_revision()}" in result.stdout
     assert asyncio.run(_revision(empty_database)) == head_revision()
+    assert log.read_text().strip() == head_revision()  # what the operator reads from the pod
 
 
 def test_config_prints_settings_with_secrets_redacted() -> None:

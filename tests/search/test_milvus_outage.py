@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from somamemory.app import create_app
+from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 
-from ..conftest import TOKEN, free_port
+from ..conftest import TOKEN, create_database, drop_database, free_port
 from ..milvus_server import MilvusLiteServer
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "outage"}
@@ -21,7 +22,11 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     server = MilvusLiteServer(tmp_path / "milvus", free_port()).start()
-    settings = make_settings(milvus_uri=server.uri, connect_timeout_seconds=2.0)
+    database = create_database()  # its own: another app's reconciler must not settle its outbox
+    upgrade_to_head(database)
+    settings = make_settings(
+        milvus_uri=server.uri, postgres_url=database, connect_timeout_seconds=2.0
+    )
     try:
         with TestClient(create_app(settings)) as client:
             first = client.post(
@@ -42,7 +47,9 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
             assert search.status_code == 503
             assert "milvus" in search.json()["detail"]
             assert client.get("/readyz").status_code == 503
-            assert client.get("/health", headers=AUTH).json()["vector_store"] is False
+            health = client.get("/health", headers=AUTH).json()
+            assert health["vector_store"] is False
+            assert health["reconcile_backlog"] >= 1  # the outage write is owed to Milvus
 
             server.start()
             deadline = time.monotonic() + 30
@@ -53,5 +60,16 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
                 time.sleep(0.5)
             assert hits.status_code == 200, hits.text
             assert hits.json()["memories"][0]["coord"] == "1.0"
+
+            # the reconciler drains the backlog: the write made during the outage is found
+            deadline = time.monotonic() + 30
+            while client.get("/health", headers=AUTH).json()["reconcile_backlog"] != 0:
+                assert time.monotonic() < deadline, "backlog did not drain"
+                time.sleep(0.2)
+            found = client.post(
+                "/memories/search", json={"query": "during", "top_k": 1}, headers=AUTH
+            ).json()["memories"]
+            assert found[0]["coord"] == "2.0"
     finally:
         server.stop()
+        drop_database(database)

@@ -42,8 +42,14 @@ async def _soma_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal error; the service log has the details"}, 500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SomaError, _soma_error)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, object]]:

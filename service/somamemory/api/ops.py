@@ -93,6 +93,11 @@ async def health(request: Request) -> HealthResponse:
     }
     for name, state in report.items():
         metrics.backend_up.labels(backend=name).set(1 if state.ok else 0)
+    try:
+        backlog: int | None = await asyncio.wait_for(backends.outbox.backlog(), PING_TIMEOUT)
+        metrics.reconcile_backlog.set(backlog)
+    except Exception:
+        backlog = None
     return HealthResponse(
         kv_store=store_error is None,
         vector_store=vector_error is None,
@@ -100,6 +105,7 @@ async def health(request: Request) -> HealthResponse:
         cache=backends.cache is not None,
         mode=backends.mode,
         degraded=backends.degraded,
+        reconcile_backlog=backlog,
         backends=report,
     )
 

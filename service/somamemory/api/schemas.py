@@ -97,6 +97,9 @@ class HealthResponse(BaseModel):
     cache: bool
     mode: str
     degraded: bool
+    reconcile_backlog: int | None = Field(
+        description="Vectors still to write or remove (None if PostgreSQL does not answer)."
+    )
     backends: dict[str, BackendHealth]
 
 
@@ -149,3 +152,32 @@ class SearchResponse(BaseModel):
                 for memory, score in hits
             ]
         )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        description="Memories as for POST /memories; each is validated on its own."
+    )
+    atomic: bool = Field(False, description="All or nothing: one bad item writes none.")
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int = Field(description="200 written; 4xx this item is invalid; 409 not written.")
+    coord: str | None = None
+    version: int | None = None
+    indexed: bool | None = None
+    detail: str | None = None
+
+
+class BatchResponse(BaseModel):
+    written: int
+    failed: int
+    results: list[BatchItemResult]
+
+
+class BatchRejected(BaseModel):
+    detail: str
+    results: list[BatchItemResult]

@@ -37,12 +37,16 @@ class InProcessStore:
                 memory_type=memory.memory_type,
                 payload=memory.payload,
                 importance=memory.importance,
+                vector=memory.vector,
                 version=len(history) + 1,
                 created_at=history[0].created_at if history else now,
                 updated_at=now,
             )
             history.append(stored)
             return stored
+
+    async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
+        return [await self.put(memory) for memory in memories]
 
     async def get(self, namespace: str, coord: str) -> Memory | None:
         history = self._versions.get((namespace, coord))

@@ -60,9 +60,10 @@ _INDEX_PARAMS: dict[str, dict[str, int]] = {
 class MilvusVectorStore:
     """One collection; the namespace is its partition key; COSINE similarity.
 
-    milvus-lite scans rows it has not flushed yet in Python, slowly: for a local ``.db`` the
-    store flushes at most every ``flush_interval`` seconds while writes go on (see
-    :meth:`maintain`). Reads are ``Strong``: a write is searchable as soon as it is acknowledged.
+    milvus-lite scans rows it has not flushed yet in Python, slowly, and only a flush makes them
+    durable: the write path flushes every ``SOMA_MILVUS_FLUSH_INTERVAL_SECONDS`` while writes go
+    on and clears outbox entries only after that. Reads are ``Strong``: a write is searchable as
+    soon as it is acknowledged.
     """
 
     name = "milvus"
@@ -206,19 +207,22 @@ class MilvusVectorStore:
             await asyncio.to_thread(self._client.load_collection, self._collection)
             return await asyncio.to_thread(call, *args, **kwargs)
 
+    @property
+    def durable_writes(self) -> bool:
+        """A Milvus server logs a write before answering; milvus-lite only on flush."""
+        return not self.is_lite
+
+    @property
+    def dirty(self) -> bool:
+        """Writes since the last flush (which milvus-lite would scan slowly in search)."""
+        return self._dirty and self.is_lite
+
     async def flush(self) -> None:
+        """Persist what was written (milvus-lite); a no-op for a server, which persists itself."""
+        if not self.is_lite:
+            return
         self._dirty = False
         await asyncio.to_thread(self._client.flush, self._collection)
-
-    async def maintain(self, interval: float) -> None:
-        """Run forever: flush a milvus-lite collection after writes, at most every ``interval``."""
-        while True:
-            await asyncio.sleep(interval)
-            if self._dirty and self.is_lite:
-                try:
-                    await self.flush()
-                except Exception:  # the next round tries again
-                    log.warning("milvus flush failed", exc_info=True)
 
     async def get_vector(self, namespace: str, coord: str) -> list[float] | None:
         rows = await self._loaded(

@@ -9,25 +9,41 @@ import asyncpg
 
 from ..models import Memory, NewMemory, TypeCounts
 
-# One statement: insert or bump the version (the row lock of ON CONFLICT serialises concurrent
-# writers, so versions are gap-free), and record that version in the history table.
-_UPSERT = """
-WITH current AS (
-    INSERT INTO memories AS m
-        (namespace, coord, memory_type, payload, importance, version, created_at, updated_at)
-    VALUES ($1, $2, $3, $4::jsonb, $5, 1, now(), now())
+# One statement per wave: insert or bump the versions (the row locks of ON CONFLICT serialise
+# concurrent writers, so versions are gap-free), record each version in the history table, and
+# enqueue its vector in the outbox (``pending_vectors``), all in the caller's transaction.
+# Rows are locked in (namespace, coord) order so concurrent batches cannot deadlock.
+_UPSERT_MANY = """
+WITH input AS (
+    SELECT namespace, coord, memory_type, payload, importance,
+           CASE WHEN vector IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[], $6::text[])
+        AS i(namespace, coord, memory_type, payload, importance, vector)
+), current AS (
+    INSERT INTO memories AS m (namespace, coord, memory_type, payload, importance, vector,
+                               version, created_at, updated_at)
+    SELECT namespace, coord, memory_type, payload, importance, vector, 1, now(), now()
+    FROM input ORDER BY namespace, coord
     ON CONFLICT (namespace, coord) DO UPDATE SET
         memory_type = EXCLUDED.memory_type,
         payload = EXCLUDED.payload,
         importance = EXCLUDED.importance,
+        vector = EXCLUDED.vector,
         version = m.version + 1,
         updated_at = clock_timestamp()
-    RETURNING namespace, coord, memory_type, payload, importance, version, created_at, updated_at
+    RETURNING namespace, coord, memory_type, payload, importance, version, created_at, updated_at,
+              vector
 ), history AS (
     INSERT INTO memory_versions
         (namespace, coord, version, memory_type, payload, importance, created_at, updated_at)
     SELECT namespace, coord, version, memory_type, payload, importance, created_at, updated_at
     FROM current
+), pending AS (
+    INSERT INTO pending_vectors (namespace, coord, version)
+    SELECT namespace, coord, version FROM current
+    ON CONFLICT (namespace, coord) DO UPDATE SET
+        version = EXCLUDED.version, attempts = 0, last_error = NULL, enqueued_at = now()
 )
 SELECT * FROM current
 """
@@ -38,7 +54,7 @@ FROM memories WHERE namespace = $1 AND coord = $2
 """
 
 _GET_MANY = """
-SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
+SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at, vector
 FROM memories WHERE namespace = $1 AND coord = ANY($2::text[])
 """
 
@@ -49,7 +65,12 @@ FROM memory_versions WHERE namespace = $1 AND coord = $2 ORDER BY version
 
 _DELETE = """
 WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING 1),
-     history AS (DELETE FROM memory_versions WHERE namespace = $1 AND coord = $2)
+     history AS (DELETE FROM memory_versions WHERE namespace = $1 AND coord = $2),
+     pending AS (
+        INSERT INTO pending_vectors (namespace, coord, version) VALUES ($1, $2, 0)
+        ON CONFLICT (namespace, coord) DO UPDATE SET
+            version = 0, attempts = 0, last_error = NULL, enqueued_at = now()
+     )
 SELECT count(*) FROM gone
 """
 
@@ -68,7 +89,28 @@ def _memory(row: asyncpg.Record) -> Memory:
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        vector=list(row["vector"]) if row.get("vector") is not None else None,
     )
+
+
+def _vector_text(vector: list[float] | None) -> str | None:
+    # as JSON text: asyncpg would read a list inside an array parameter as another dimension
+    return json.dumps(vector) if vector is not None else None
+
+
+def _waves(memories: Sequence[NewMemory]) -> list[list[int]]:
+    """Indexes split so no wave names a (namespace, coord) twice: the n-th write of a coord
+    goes in wave n, which keeps every coord's writes in their order."""
+    waves: list[list[int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, memory in enumerate(memories):
+        key = (memory.namespace, memory.coord)
+        wave = seen.get(key, 0)
+        seen[key] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    return waves
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -99,16 +141,26 @@ class PostgresStore:
         self._pool = pool
 
     async def put(self, memory: NewMemory) -> Memory:
-        row = await self._pool.fetchrow(
-            _UPSERT,
-            memory.namespace,
-            memory.coord,
-            memory.memory_type,
-            memory.payload,
-            memory.importance,
-        )
-        assert row is not None
-        return _memory(row)
+        return (await self.put_many([memory]))[0]
+
+    async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
+        """Upsert many in one transaction; a coord given twice gets two versions, in order."""
+        results: list[Memory | None] = [None] * len(memories)
+        async with self._pool.acquire() as connection, connection.transaction():
+            for wave in _waves(memories):
+                rows = await connection.fetch(
+                    _UPSERT_MANY,
+                    [memories[i].namespace for i in wave],
+                    [memories[i].coord for i in wave],
+                    [memories[i].memory_type for i in wave],
+                    [memories[i].payload for i in wave],
+                    [memories[i].importance for i in wave],
+                    [_vector_text(memories[i].vector) for i in wave],
+                )
+                by_key = {(row["namespace"], row["coord"]): _memory(row) for row in rows}
+                for i in wave:
+                    results[i] = by_key[(memories[i].namespace, memories[i].coord)]
+        return [memory for memory in results if memory is not None]
 
     async def get(self, namespace: str, coord: str) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord)

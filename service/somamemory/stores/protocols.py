@@ -18,6 +18,10 @@ class KeyValueStore(Protocol):
         """Upsert: insert version 1 or bump the version, keeping every earlier version."""
         ...
 
+    async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
+        """Upsert many at once, in order (a coord given twice gets two versions)."""
+        ...
+
     async def get(self, namespace: str, coord: str) -> Memory | None: ...
 
     async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
@@ -92,8 +96,16 @@ class VectorStore(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def maintain(self, interval: float) -> None:
-        """Background upkeep for as long as the service runs (cancelled on shutdown)."""
+    @property
+    def durable_writes(self) -> bool:
+        """Whether an acknowledged write survives a crash without :meth:`flush`."""
         ...
+
+    @property
+    def dirty(self) -> bool:
+        """Whether writes since the last flush await one."""
+        ...
+
+    async def flush(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -118,6 +118,7 @@ class RedisStore:
                 memory_type=memory.memory_type,
                 payload=memory.payload,
                 importance=memory.importance,
+                vector=memory.vector,
                 version=count + 1,
                 created_at=Memory.from_json(first).created_at if first else now,
                 updated_at=now,
@@ -127,6 +128,9 @@ class RedisStore:
                 pipe.hset(self._index_key(memory.namespace), memory.coord, memory.memory_type)
                 await pipe.execute()
         return stored
+
+    async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
+        return [await self.put(memory) for memory in memories]
 
     async def get(self, namespace: str, coord: str) -> Memory | None:
         raw = await self._client.lindex(self._versions_key(namespace, coord), -1)

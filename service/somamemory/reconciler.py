@@ -1,0 +1,96 @@
+"""The reconciler: makes the vector store agree with PostgreSQL, from the outbox.
+
+Each round takes the oldest entries of ``pending_vectors``, reads the memories' current state,
+writes or removes their vectors, and clears the entries it settled (re-queueing any whose memory
+moved on meanwhile). It runs at startup (repairing what a crash left behind) and then every
+``interval`` seconds, backing off while the vector store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from .embeddings import Embedder, text_of
+from .metrics import Metrics
+from .models import Memory
+from .stores import KeyValueStore, VectorStore
+from .stores.outbox import Outbox, PendingVector
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class Reconciler:
+    """Drains the outbox into the vector store."""
+
+    def __init__(
+        self,
+        *,
+        store: KeyValueStore,
+        outbox: Outbox,
+        vectors: VectorStore,
+        embedder: Embedder,
+        metrics: Metrics,
+        settle: Callable[..., Awaitable[None]],
+        batch_size: int = 500,
+    ) -> None:
+        self._settle_written = settle
+        self._store = store
+        self._outbox = outbox
+        self._vectors = vectors
+        self._embedder = embedder
+        self._metrics = metrics
+        self._batch_size = batch_size
+
+    async def run_once(self) -> int:
+        """Settle one batch of the outbox; return how many entries it handled."""
+        due = await self._outbox.due(self._batch_size)
+        by_namespace: dict[str, list[PendingVector]] = defaultdict(list)
+        for entry in due:
+            by_namespace[entry[0]].append(entry)
+        for namespace, entries in by_namespace.items():
+            await self._settle(namespace, entries)
+        self._metrics.reconcile_backlog.set(await self._outbox.backlog())
+        return len(due)
+
+    async def _settle(self, namespace: str, entries: list[PendingVector]) -> None:
+        memories = await self._store.get_many(namespace, [coord for _, coord, _ in entries])
+        present = list(memories.values())
+        absent = [coord for _, coord, _ in entries if coord not in memories]
+        try:
+            if present:
+                vectors = await self._vectors_of(present)
+                await self._vectors.upsert(list(zip(present, vectors, strict=True)))
+            if absent:
+                await self._vectors.delete(namespace, absent)
+        except Exception as exc:
+            await self._outbox.failed(entries, f"{type(exc).__name__}: {exc}")
+            raise
+        settled = [(namespace, m.coord, m.version) for m in present]
+        settled += [(namespace, coord, 0) for coord in absent]
+        await self._settle_written(settled, flush_now=True)
+        # entries whose version moved on stay queued (done() only clears exact versions)
+
+    async def _vectors_of(self, memories: list[Memory]) -> list[list[float]]:
+        """The client's own vector where it gave one, else the embedder's (one call)."""
+        missing = [m for m in memories if m.vector is None]
+        computed = iter(await self._embedder.embed([text_of(m.payload) for m in missing]))
+        return [m.vector if m.vector is not None else next(computed) for m in memories]
+
+    async def run_forever(self, interval: float) -> None:
+        """Reconcile until cancelled: drain at once, then every ``interval`` seconds."""
+        delay = interval
+        while True:
+            try:
+                while await self.run_once() >= self._batch_size:
+                    pass  # a full batch: more is waiting
+                delay = interval
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("reconcile round failed; retrying in %.1fs", delay, exc_info=True)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(delay)

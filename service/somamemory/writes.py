@@ -1,0 +1,205 @@
+"""The write path: canonical commit first, then the cache, then the vector, then the outbox.
+
+One function writes a whole batch; a single ``POST /memories``, the group-commit batcher and
+``POST /memories/batch`` all go through it. A write is acknowledged only after the PostgreSQL
+commit, which also enqueued its vector in the outbox: if the vector write fails (or the process
+dies first), the reconciler finishes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import redis.exceptions
+from pymilvus.exceptions import MilvusException
+
+from .coords import normalize_coord
+from .embeddings import Embedder, text_of
+from .errors import BackendUnavailable, InvalidInput
+from .metrics import Metrics
+from .models import Memory, MemoryType, NewMemory
+from .payloads import validate_payload
+from .stores import Cache, KeyValueStore, VectorStore
+from .stores.outbox import Outbox, PendingVector
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+@asynccontextmanager
+async def backend(name: str) -> AsyncIterator[None]:
+    """Turn a lost connection to ``name`` into a 503-worthy BackendUnavailable."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        raise BackendUnavailable(name, type(exc).__name__) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    memory: Memory
+    indexed: bool
+
+
+def prepare(
+    namespace: str,
+    coord: str,
+    payload: dict[str, Any],
+    *,
+    memory_type: MemoryType,
+    importance: float,
+    vector: Sequence[float] | None,
+    max_payload_bytes: int,
+    dim: int,
+) -> NewMemory:
+    """Validate one write (400/413 on bad input) and normalise its coordinate."""
+    key = normalize_coord(coord)
+    validate_payload(payload, max_payload_bytes)
+    if not math.isfinite(importance):
+        raise InvalidInput("importance must be a finite number")
+    if vector is not None:
+        vector = check_vector(vector, dim)
+    return NewMemory(namespace, key, memory_type, payload, importance, vector)
+
+
+def check_vector(vector: Sequence[float], dim: int) -> list[float]:
+    if len(vector) != dim:
+        raise InvalidInput(
+            f"vector has {len(vector)} dimensions; this service stores {dim}-dimensional vectors"
+        )
+    if not any(vector):
+        raise InvalidInput("vector must not be all zeros (cosine similarity needs a length)")
+    return [float(x) for x in vector]
+
+
+class WritePath:
+    """Writes batches of prepared memories across the stores, in commit order."""
+
+    def __init__(
+        self,
+        *,
+        store: KeyValueStore,
+        cache: Cache | None,
+        vectors: VectorStore,
+        outbox: Outbox,
+        embedder: Embedder,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.vectors = vectors
+        self.outbox = outbox
+        self.embedder = embedder
+        self.metrics = metrics
+        # vectors written but not yet durable (milvus-lite keeps them in memory until a flush):
+        # their outbox entries are cleared only after the next flush
+        self._unflushed: list[PendingVector] = []
+
+    async def write(self, news: Sequence[NewMemory]) -> list[Written]:
+        """Commit all of ``news`` in one transaction (in order), then index them."""
+        embeddings = await self.embed(news)
+        async with backend(self.store.name):
+            memories = await self.store.put_many(news)
+        for memory in memories:
+            await self._cache_set(memory)
+        latest: dict[tuple[str, str], tuple[Memory, list[float]]] = {}
+        for memory, embedding in zip(memories, embeddings, strict=True):
+            latest[(memory.namespace, memory.coord)] = (memory, embedding)
+        indexed = await self.index(list(latest.values()))
+        return [Written(memory, indexed) for memory in memories]
+
+    async def embed(self, news: Sequence[NewMemory]) -> list[list[float]]:
+        """Each memory's vector: its own, or the embedder's (one call for the whole batch)."""
+        missing = [i for i, new in enumerate(news) if new.vector is None]
+        computed = await self.embedder.embed([text_of(news[i].payload) for i in missing])
+        vectors: list[list[float] | None] = [new.vector for new in news]
+        for i, vector in zip(missing, computed, strict=True):
+            vectors[i] = vector
+        return [v for v in vectors if v is not None]
+
+    async def index(self, items: Sequence[tuple[Memory, list[float]]]) -> bool:
+        """Write the vectors and clear their outbox entries; False leaves them to the reconciler."""
+        pending: list[PendingVector] = [(m.namespace, m.coord, m.version) for m, _ in items]
+        try:
+            await self.vectors.upsert(items)
+        except (MilvusException, *TRANSIENT) as exc:
+            log.warning("vector write failed; the reconciler will retry: %s", exc)
+            self.metrics.vector_write_failures.inc()
+            await self._outbox_call(self.outbox.failed(pending, f"{type(exc).__name__}: {exc}"))
+            return False
+        await self.settle(pending)
+        return True
+
+    async def unindex(self, namespace: str, coord: str) -> None:
+        """Remove a deleted memory's vector (or leave it to the reconciler)."""
+        try:
+            await self.vectors.delete(namespace, [coord])
+        except (MilvusException, *TRANSIENT) as exc:
+            log.warning("vector delete failed; the reconciler will retry: %s", exc)
+            self.metrics.vector_write_failures.inc()
+            return
+        await self.settle([(namespace, coord, 0)])
+
+    async def settle(self, items: Sequence[PendingVector], *, flush_now: bool = False) -> None:
+        """Clear outbox entries whose vectors were written, once those writes are durable."""
+        if self.vectors.durable_writes:
+            await self._outbox_call(self.outbox.done(items))
+        elif flush_now:
+            await self.vectors.flush()
+            await self._outbox_call(self.outbox.done(items))
+        else:
+            self._unflushed.extend(items)
+
+    async def flush(self) -> None:
+        """Make written vectors durable and clear their outbox entries."""
+        settled, self._unflushed = self._unflushed, []
+        try:
+            await self.vectors.flush()
+        except Exception:
+            self._unflushed[:0] = settled  # entries stay owed; the next round tries again
+            raise
+        await self._outbox_call(self.outbox.done(settled))
+
+    async def maintain(self, interval: float) -> None:
+        """Run forever: every ``interval`` seconds, flush vectors written since the last time."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._unflushed or self.vectors.dirty:
+                try:
+                    await self.flush()
+                except Exception:
+                    log.warning("vector flush failed; retrying next round", exc_info=True)
+
+    async def _outbox_call(self, call: Any) -> None:
+        try:
+            await call
+        except TRANSIENT:  # the entry stays; the reconciler settles it (idempotently)
+            log.warning("outbox update failed", exc_info=True)
+
+    async def _cache_set(self, memory: Memory) -> None:
+        if self.cache is None:
+            return
+        try:
+            await self.cache.set(memory)
+        except TRANSIENT:
+            log.warning("cache update failed; dropping the entry", exc_info=True)
+            try:
+                await self.cache.invalidate(memory.namespace, memory.coord)
+            except TRANSIENT:
+                log.error("cache entry may be stale until its TTL", exc_info=True)
