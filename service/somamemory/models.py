@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -39,10 +39,16 @@ class Memory:
 
     def to_json(self) -> str:
         """Serialise for a cache and for ``GET /memories/{coord}`` (the same shape)."""
-        data = asdict(self)
-        del data["vector"]
-        data["created_at"] = self.created_at.isoformat()
-        data["updated_at"] = self.updated_at.isoformat()
+        data = {  # no asdict(): it deep-copies the payload
+            "namespace": self.namespace,
+            "coord": self.coord,
+            "memory_type": self.memory_type,
+            "payload": self.payload,
+            "importance": self.importance,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod

@@ -35,8 +35,10 @@ class Reconciler:
         embedder: Embedder,
         metrics: Metrics,
         settle: Callable[..., Awaitable[None]],
+        grace_seconds: float = 5.0,
         batch_size: int = 500,
     ) -> None:
+        self._grace = grace_seconds
         self._settle_written = settle
         self._store = store
         self._outbox = outbox
@@ -47,7 +49,7 @@ class Reconciler:
 
     async def run_once(self) -> int:
         """Settle one batch of the outbox; return how many entries it handled."""
-        due = await self._outbox.due(self._batch_size)
+        due = await self._outbox.due(self._batch_size, self._grace)
         by_namespace: dict[str, list[PendingVector]] = defaultdict(list)
         for entry in due:
             by_namespace[entry[0]].append(entry)

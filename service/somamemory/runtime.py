@@ -91,6 +91,8 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             embedder=backends.embedder,
             metrics=metrics,
             settle=writes.settle,
+            # writes in flight settle their own entries within a flush interval or two
+            grace_seconds=max(5.0, 4 * settings.milvus_flush_interval_seconds),
         )
         log.info(
             "SomaMemory ready",

@@ -116,8 +116,7 @@ class WritePath:
         embeddings = await self.embed(news)
         async with backend(self.store.name):
             memories = await self.store.put_many(news)
-        for memory in memories:
-            await self._cache_set(memory)
+        await self._cache_set(memories)
         latest: dict[tuple[str, str], tuple[Memory, list[float]]] = {}
         for memory, embedding in zip(memories, embeddings, strict=True):
             latest[(memory.namespace, memory.coord)] = (memory, embedding)
@@ -192,14 +191,20 @@ class WritePath:
         except TRANSIENT:  # the entry stays; the reconciler settles it (idempotently)
             log.warning("outbox update failed", exc_info=True)
 
-    async def _cache_set(self, memory: Memory) -> None:
+    async def _cache_set(self, memories: Sequence[Memory]) -> None:
+        """One write refreshes its entry (a read soon after hits); a batch drops its entries in
+        one command instead of sending every payload to the cache."""
         if self.cache is None:
             return
         try:
-            await self.cache.set(memory)
+            if len(memories) == 1:
+                await self.cache.set_many(memories)
+            else:
+                await self.cache.invalidate_many([(m.namespace, m.coord) for m in memories])
         except TRANSIENT:
-            log.warning("cache update failed; dropping the entry", exc_info=True)
+            log.warning("cache update failed; dropping the entries", exc_info=True)
             try:
-                await self.cache.invalidate(memory.namespace, memory.coord)
+                for memory in memories:
+                    await self.cache.invalidate(memory.namespace, memory.coord)
             except TRANSIENT:
-                log.error("cache entry may be stale until its TTL", exc_info=True)
+                log.error("cache entries may be stale until their TTL", exc_info=True)

@@ -53,9 +53,13 @@ async def _load(url: str, headers: dict[str, str], seconds: float) -> dict[str, 
     return acknowledged
 
 
-@pytest.mark.parametrize("batching", ["0", "1"], ids=["batching-off", "batching-on"])
+@pytest.mark.parametrize(
+    ("batching", "stop_signal"),
+    [("0", signal.SIGKILL), ("1", signal.SIGKILL), ("1", signal.SIGTERM)],
+    ids=["kill-batching-off", "kill-batching-on", "sigterm-drains-batching-on"],
+)
 def test_no_acknowledged_write_is_lost_when_the_service_is_killed(
-    data_dir: Path, batching: str
+    data_dir: Path, batching: str, stop_signal: signal.Signals
 ) -> None:
     env = {"SOMA_ENABLE_BATCH_UPSERT": batching, "SOMA_BATCH_FLUSH_MS": "5"}
     first = Serve(data_dir, env)
@@ -65,10 +69,11 @@ def test_no_acknowledged_write_is_lost_when_the_service_is_killed(
     async def load_then_kill() -> dict[str, str]:
         loading = asyncio.create_task(_load(first.url, headers, seconds=20))
         await asyncio.sleep(2.5)
-        first.process.send_signal(signal.SIGKILL)  # mid-load, no warning
+        first.process.send_signal(stop_signal)  # mid-load
         return await loading
 
     acknowledged = asyncio.run(load_then_kill())
+    first.process.wait(timeout=60)
     first.stop()
     assert len(acknowledged) > 50, "the load did not get going before the kill"
 
@@ -83,6 +88,8 @@ def test_no_acknowledged_write_is_lost_when_the_service_is_killed(
                 != {"text": text}
             ]
             assert lost == [], f"{len(lost)} acknowledged writes lost"
+            if stop_signal == signal.SIGTERM:  # a drained shutdown leaves no vector owed
+                assert client.get("/health").json()["reconcile_backlog"] == 0
 
             deadline = time.monotonic() + 60
             while client.get("/health").json()["reconcile_backlog"] != 0:

@@ -6,6 +6,7 @@ so cosine similarity is meaningful (if far from a language model's). Vectors are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -28,6 +29,13 @@ def _features(text: str) -> list[tuple[str, float]]:
     return features
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _bucket(feature: str, dim: int) -> tuple[int, float]:
+    """Where a feature lands and with which sign (cached: words and n-grams repeat a lot)."""
+    digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest())
+    return (digest >> 1) % dim, (1.0 if digest & 1 else -1.0)
+
+
 class HashEmbedder:
     """Feature hashing into ``dim`` buckets, with a hash-derived sign to cancel collisions."""
 
@@ -39,9 +47,8 @@ class HashEmbedder:
     def embed_one(self, text: str) -> list[float]:
         vector = np.zeros(self.dim, dtype=np.float64)
         for feature, weight in _features(text):
-            digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest())
-            sign = 1.0 if digest & 1 else -1.0
-            vector[(digest >> 1) % self.dim] += sign * weight
+            index, sign = _bucket(feature, self.dim)
+            vector[index] += sign * weight
         norm = float(np.linalg.norm(vector))
         if norm == 0.0:
             vector[0] = 1.0  # empty text: a fixed unit vector, never a zero (COSINE needs a norm)

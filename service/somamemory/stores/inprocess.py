@@ -101,9 +101,13 @@ class InProcessCache:
 
     async def fill(self, memory: Memory) -> None:
         if (memory.namespace, memory.coord) not in self._entries:
-            await self.set(memory)
+            self._set(memory)
 
-    async def set(self, memory: Memory) -> None:
+    async def set_many(self, memories: Sequence[Memory]) -> None:
+        for memory in memories:
+            self._set(memory)
+
+    def _set(self, memory: Memory) -> None:
         key = (memory.namespace, memory.coord)
         self._entries[key] = (time.monotonic() + self._ttl, memory.to_json().encode())
         self._entries.move_to_end(key)
@@ -112,6 +116,10 @@ class InProcessCache:
 
     async def invalidate(self, namespace: str, coord: str) -> None:
         self._entries.pop((namespace, coord), None)
+
+    async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
 
     async def close(self) -> None:
         self._entries.clear()

@@ -30,8 +30,12 @@ WHERE coalesce(m.version, 0) <> d.version
 ON CONFLICT (namespace, coord) DO UPDATE SET version = EXCLUDED.version
 """
 
+# Entries younger than the grace period belong to writes still in flight (or waiting for the
+# next flush): the reconciler leaves them to their writer.
 _DUE = """
-SELECT namespace, coord, version FROM pending_vectors ORDER BY enqueued_at LIMIT $1
+SELECT namespace, coord, version FROM pending_vectors
+WHERE enqueued_at < now() - make_interval(secs => $2) OR attempts > 0
+ORDER BY enqueued_at LIMIT $1
 """
 
 _FAILED = """
@@ -50,8 +54,8 @@ class Outbox(Protocol):
 
     async def failed(self, items: Sequence[PendingVector], error: str) -> None: ...
 
-    async def due(self, limit: int) -> list[PendingVector]:
-        """The oldest entries first."""
+    async def due(self, limit: int, grace_seconds: float = 0.0) -> list[PendingVector]:
+        """The oldest entries first, skipping ones younger than ``grace_seconds``."""
         ...
 
     async def backlog(self) -> int: ...
@@ -79,8 +83,8 @@ class PostgresOutbox:
         if items:
             await self._pool.execute(_FAILED, *_columns(items), error[:1000])
 
-    async def due(self, limit: int) -> list[PendingVector]:
-        rows = await self._pool.fetch(_DUE, limit)
+    async def due(self, limit: int, grace_seconds: float = 0.0) -> list[PendingVector]:
+        rows = await self._pool.fetch(_DUE, limit, grace_seconds)
         return [(row["namespace"], row["coord"], row["version"]) for row in rows]
 
     async def backlog(self) -> int:
@@ -97,7 +101,7 @@ class NoOutbox:
     async def failed(self, items: Sequence[PendingVector], error: str) -> None:
         return None
 
-    async def due(self, limit: int) -> list[PendingVector]:
+    async def due(self, limit: int, grace_seconds: float = 0.0) -> list[PendingVector]:
         return []
 
     async def backlog(self) -> int:

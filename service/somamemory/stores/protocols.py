@@ -58,11 +58,15 @@ class Cache(Protocol):
         """Store a value read from the canonical store, unless a newer write got there first."""
         ...
 
-    async def set(self, memory: Memory) -> None:
-        """Store a value just committed to the canonical store."""
+    async def set_many(self, memories: Sequence[Memory]) -> None:
+        """Store values just committed to the canonical store (in one round trip)."""
         ...
 
     async def invalidate(self, namespace: str, coord: str) -> None: ...
+
+    async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Drop many entries (namespace, coord) at once."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -50,13 +50,18 @@ class RedisCache:
             self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl, nx=True
         )
 
-    async def set(self, memory: Memory) -> None:
-        await self._client.set(
-            self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl
-        )
+    async def set_many(self, memories: Sequence[Memory]) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for memory in memories:
+                pipe.set(self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl)
+            await pipe.execute()
 
     async def invalidate(self, namespace: str, coord: str) -> None:
         await self._client.delete(self._key(namespace, coord))
+
+    async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
+        if keys:
+            await self._client.delete(*(self._key(ns, coord) for ns, coord in keys))
 
     async def close(self) -> None:
         await self._client.aclose()
