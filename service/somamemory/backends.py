@@ -135,6 +135,7 @@ async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
             timeout=settings.connect_timeout_seconds,
             index_type=settings.milvus_index,
             search_ef=settings.milvus_search_ef,
+            fast_lite_search=settings.milvus_lite_fast_search,
         )
     except StartupError:
         raise

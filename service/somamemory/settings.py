@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     milvus_index: Literal["HNSW", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW_SQ", "AUTOINDEX"] = "HNSW"
-    milvus_search_ef: int = Field(128, ge=1, le=32768)
+    milvus_search_ef: int = Field(512, ge=1, le=32768)
+    milvus_lite_fast_search: bool = True
     milvus_flush_interval_seconds: float = Field(1.0, gt=0)
     max_top_k: int = Field(100, ge=1, le=16384)
 

@@ -14,7 +14,7 @@ from somamemory.embeddings import HashEmbedder
 from somamemory.errors import StartupError
 from somamemory.filters import build_filter
 from somamemory.models import Memory
-from somamemory.stores.milvus import MilvusVectorStore
+from somamemory.stores.milvus import MilvusVectorStore, milvus_string
 
 from ..milvus_server import MilvusLiteServer
 
@@ -108,3 +108,79 @@ async def test_a_collection_of_another_dimension_is_a_startup_error(
     other = MilvusVectorStore(store._client, collection=store._collection, dim=DIM * 2)
     with pytest.raises(StartupError, match=f"holds {DIM}-dim vectors"):
         other._ensure_collection()
+
+
+def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
+    from milvus_lite.server_manager import server_manager_instance
+
+    databases = [db for _server, db, _port in server_manager_instance._servers.values()]
+    for db in databases:
+        if db.has_collection(store._collection):
+            return db.get_collection(store._collection)
+    raise AssertionError("collection not found in any in-process milvus-lite")
+
+
+async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upserts across flushes (one pk in several segments), flushed and unflushed deletes,
+    unflushed rows and two namespaces: the fast executor and milvus-lite's own agree."""
+    from milvus_lite.engine import collection as lite_collection
+
+    from somamemory.stores import milvus_lite_search as milvus_module
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="fast", dim=DIM, token=None, timeout=5
+    )
+    assert lite_collection.execute_search_with_index is milvus_module._lite_execute_search
+    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    try:
+        words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
+
+        def text(i: int, round_: int) -> str:
+            return f"{words[i % 8]} {words[(i * 3 + round_) % 8]} {i % 5}"
+
+        for round_ in range(3):  # three flushes: three segments sharing pks
+            await _put(
+                store,
+                *[
+                    _memory(ns, f"{i}.0", text=text(i, round_), topic=words[i % 3])
+                    for ns in ("a", "b")
+                    for i in range(round_ * 10, 40 + round_ * 10)
+                ],
+            )
+            await store.delete("a", [f"{i}.0" for i in range(round_, 60, 7)])
+            await store.flush()
+        await _put(store, *[_memory("a", f"{i}.0", text=text(i, 9)) for i in range(0, 70, 4)])
+        await store.delete("a", [f"{i}.0" for i in range(1, 70, 9)])  # unflushed deletes
+        col = _lite_collection(store)
+        col._wait_for_bg()
+        assert sum(1 for seg in col._segments_snapshot() if seg.num_rows) >= 3
+
+        original = milvus_module._lite_original
+        assert original is not None
+        for ns, extra in [("a", ""), ("b", ""), ("a", ' and fields["topic"] == "tea"')]:
+            expr = f"namespace == {milvus_string(ns)}{extra}"
+            for query in ["tea tax", "moon river 3", "snow glass", "code"]:
+                vector = (await embedder.embed([query]))[0]
+                args = {
+                    "query_vectors": [list(vector)],
+                    "top_k": 25,
+                    "expr": expr,
+                    "output_fields": ["coord", "namespace"],
+                    "search_params": {"ef": 64},
+                }
+                fast = col.search(**args)
+                monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
+                slow = col.search(**args)
+                monkeypatch.undo()
+                monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)
+                assert [(h["id"], h["entity"]) for h in fast[0]] == [
+                    (h["id"], h["entity"]) for h in slow[0]
+                ]
+                assert [h["distance"] for h in fast[0]] == pytest.approx(
+                    [h["distance"] for h in slow[0]]
+                )
+                assert fast[0] and all(h["entity"]["namespace"] == ns for h in fast[0])
+    finally:
+        await store.close()

@@ -41,8 +41,8 @@ class RedisCache:
         return f"{self._prefix}:cache:{namespace}:{coord}"
 
     async def get(self, namespace: str, coord: str) -> bytes | None:
-        raw: bytes | None = await self._client.get(self._key(namespace, coord))
-        return raw
+        raw = await self._client.get(self._key(namespace, coord))
+        return raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
 
     async def fill(self, memory: Memory) -> None:
         # NX: a value read before a concurrent write must not overwrite what that write set.
