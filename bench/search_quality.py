@@ -109,31 +109,66 @@ async def in_process(
 async def fill_postgres(url: str, size: int) -> None:
     connection = await asyncpg.connect(url)
     now = datetime.now(UTC)
-    rows = [(NAMESPACE, f"{i}.0", "episodic", json.dumps({"i": i}), 0.0, 1, now, now)
-            for i in range(size)]
+    rows = [
+        (NAMESPACE, f"{i}.0", "episodic", json.dumps({"i": i}), 0.0, 1, now, now)
+        for i in range(size)
+    ]
     await connection.copy_records_to_table(
         "memories",
         records=rows,
-        columns=["namespace", "coord", "memory_type", "payload", "importance", "version",
-                 "created_at", "updated_at"],
+        columns=[
+            "namespace",
+            "coord",
+            "memory_type",
+            "payload",
+            "importance",
+            "version",
+            "created_at",
+            "updated_at",
+        ],
     )
     await connection.close()
 
 
-def over_http(db_url: str, data_dir: Path, collection: str, index: str, ef: int,
-              queries: np.ndarray, warmup: int) -> list[float]:
+def over_http(
+    db_url: str,
+    data_dir: Path,
+    collection: str,
+    index: str,
+    ef: int,
+    queries: np.ndarray,
+    warmup: int,
+) -> list[float]:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES", "REDIS"))}
-    env.update({"SOMA_API_TOKEN": TOKEN, "POSTGRES_URL": db_url, "SOMA_FORCE_HASH_EMBEDDINGS": "1",
-                "SOMA_MILVUS_COLLECTION": collection, "SOMA_MILVUS_INDEX": index,
-                "SOMA_MILVUS_SEARCH_EF": str(ef),
-                "SOMA_LOG_LEVEL": "WARNING"})
-    process = subprocess.Popen([sys.executable, "-m", "somamemory.cli", "serve", "--port",
-                                str(port), "--data-dir", str(data_dir)], env=env)
+    env.update(
+        {
+            "SOMA_API_TOKEN": TOKEN,
+            "POSTGRES_URL": db_url,
+            "SOMA_FORCE_HASH_EMBEDDINGS": "1",
+            "SOMA_MILVUS_COLLECTION": collection,
+            "SOMA_MILVUS_INDEX": index,
+            "SOMA_MILVUS_SEARCH_EF": str(ef),
+            "SOMA_LOG_LEVEL": "WARNING",
+        }
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "somamemory.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -149,8 +184,9 @@ def over_http(db_url: str, data_dir: Path, collection: str, index: str, ef: int,
                 client.post("/memories/search", json={"vector": query.tolist(), "top_k": 10})
             for query in queries:
                 started = time.perf_counter()
-                response = client.post("/memories/search", json={"vector": query.tolist(),
-                                                                  "top_k": 10})
+                response = client.post(
+                    "/memories/search", json={"vector": query.tolist(), "top_k": 10}
+                )
                 times.append(time.perf_counter() - started)
                 response.raise_for_status()
                 assert len(response.json()["memories"]) == 10
@@ -161,12 +197,24 @@ def over_http(db_url: str, data_dir: Path, collection: str, index: str, ef: int,
 
 
 async def _milvus_phase(
-    data_dir: Path, collection: str, index: str, ef: int, vectors: np.ndarray,
-    queries: np.ndarray, warmup: int, repeat: int,
+    data_dir: Path,
+    collection: str,
+    index: str,
+    ef: int,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    warmup: int,
+    repeat: int,
 ) -> tuple[float, float, list[list[int]], list[list[float]]]:
-    store = MilvusVectorStore.connect(str(data_dir / "milvus.db"), collection=collection,
-                                      dim=DIM, token=None, timeout=10, index_type=index,
-                                      search_ef=ef)
+    store = MilvusVectorStore.connect(
+        str(data_dir / "milvus.db"),
+        collection=collection,
+        dim=DIM,
+        token=None,
+        timeout=10,
+        index_type=index,
+        search_ef=ef,
+    )
     fill_seconds = await fill_milvus(store, vectors)
     index_seconds = wait_for_lite_indexes(store)
     runs = []
@@ -182,8 +230,9 @@ def milvus_phase(*args: object) -> tuple[float, float, list[list[int]], list[lis
     return asyncio.run(_milvus_phase(*args))  # type: ignore[arg-type]
 
 
-async def run(size: int, queries_n: int, index: str, ef: int, warmup: int, repeat: int,
-              http: bool, tmp: Path) -> dict[str, float]:
+async def run(
+    size: int, queries_n: int, index: str, ef: int, warmup: int, repeat: int, http: bool, tmp: Path
+) -> dict[str, float]:
     vectors, queries = dataset(size, queries_n)
     truth = exact_top(vectors, queries)
     data_dir = tmp / f"data-{size}"
@@ -193,16 +242,26 @@ async def run(size: int, queries_n: int, index: str, ef: int, warmup: int, repea
         fill_seconds, index_seconds, found, runs = await asyncio.get_running_loop().run_in_executor(
             pool, milvus_phase, data_dir, collection, index, ef, vectors, queries, warmup, repeat
         )
-    recall = float(np.mean([len(set(f) & set(t.tolist())) / 10
-                            for f, t in zip(found, truth, strict=True)]))
+    recall = float(
+        np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)])
+    )
     per_run = [pct(times) for times in runs]
     p50 = statistics.median(p for p, _ in per_run)
     p99 = statistics.median(p for _, p in per_run)
-    print(f"{size:,}: index build wait {index_seconds:.1f}s; in-process p50/p99 per run: "
-          + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in per_run), flush=True)
-    result = {"size": size, "insert_rows_per_s": size / fill_seconds, "recall@10": recall,
-              "p50_ms": p50, "p99_ms": p99, "http_p50_ms": float("nan"),
-              "http_p99_ms": float("nan")}
+    print(
+        f"{size:,}: index build wait {index_seconds:.1f}s; in-process p50/p99 per run: "
+        + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in per_run),
+        flush=True,
+    )
+    result = {
+        "size": size,
+        "insert_rows_per_s": size / fill_seconds,
+        "recall@10": recall,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "http_p50_ms": float("nan"),
+        "http_p99_ms": float("nan"),
+    }
     if not http:
         return result
 
@@ -212,11 +271,16 @@ async def run(size: int, queries_n: int, index: str, ef: int, warmup: int, repea
     await admin.close()
     db_url = ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}"
     try:
-        subprocess.run([sys.executable, "-m", "somamemory.cli", "migrate"], check=True,
-                       capture_output=True, env={**os.environ, "POSTGRES_URL": db_url})
+        subprocess.run(
+            [sys.executable, "-m", "somamemory.cli", "migrate"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "POSTGRES_URL": db_url},
+        )
         await fill_postgres(db_url, size)
-        http_times = await asyncio.to_thread(over_http, db_url, data_dir, collection, index, ef,
-                                             queries, warmup)
+        http_times = await asyncio.to_thread(
+            over_http, db_url, data_dir, collection, index, ef, queries, warmup
+        )
     finally:
         admin = await asyncpg.connect(ADMIN_URL)
         await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
@@ -230,8 +294,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--index", default="HNSW")
-    parser.add_argument("--ef", type=int, default=None,
-                        help="HNSW search ef (default: SOMA_MILVUS_SEARCH_EF's default)")
+    parser.add_argument(
+        "--ef",
+        type=int,
+        default=None,
+        help="HNSW search ef (default: SOMA_MILVUS_SEARCH_EF's default)",
+    )
     parser.add_argument("--warmup", type=int, default=20, help="untimed queries before timing")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over the queries")
     parser.add_argument("--no-http", dest="http", action="store_false", help="skip the HTTP run")
@@ -243,16 +311,32 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            rows.append(asyncio.run(run(size, args.queries, args.index, args.ef, args.warmup,
-                                        args.repeat, args.http, Path(tmp))))
-    print(f"\nindex {args.index}, ef {args.ef}, {DIM}-dim, {args.queries} queries x "
-          f"{args.repeat} (median of per-pass p50/p99), top-10, COSINE\n")
+            rows.append(
+                asyncio.run(
+                    run(
+                        size,
+                        args.queries,
+                        args.index,
+                        args.ef,
+                        args.warmup,
+                        args.repeat,
+                        args.http,
+                        Path(tmp),
+                    )
+                )
+            )
+    print(
+        f"\nindex {args.index}, ef {args.ef}, {DIM}-dim, {args.queries} queries x "
+        f"{args.repeat} (median of per-pass p50/p99), top-10, COSINE\n"
+    )
     print("| memories | insert rows/s | recall@10 | in-process p50/p99 ms | HTTP p50/p99 ms |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']:,} | {r['insert_rows_per_s']:,.0f} | {r['recall@10']:.3f} | "
-              f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
-              f"{r['http_p50_ms']:.1f} / {r['http_p99_ms']:.1f} |")
+        print(
+            f"| {r['size']:,} | {r['insert_rows_per_s']:,.0f} | {r['recall@10']:.3f} | "
+            f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
+            f"{r['http_p50_ms']:.1f} / {r['http_p99_ms']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ async def _database() -> str:
     await connection.execute(f'CREATE DATABASE "{name}"')
     await connection.close()
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    subprocess.run([sys.executable, "-m", "somamemory.cli", "migrate"], check=True,
-                   capture_output=True, env={**os.environ, "POSTGRES_URL": url})
+    subprocess.run(
+        [sys.executable, "-m", "somamemory.cli", "migrate"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "POSTGRES_URL": url},
+    )
     return url
 
 
@@ -60,13 +64,31 @@ def _serve(db_url: str, data_dir: Path, batching: bool) -> tuple[subprocess.Pope
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES", "REDIS"))}
-    env.update({"SOMA_API_TOKEN": TOKEN, "POSTGRES_URL": db_url, "REDIS_HOST": "127.0.0.1",
-                "SOMA_REDIS_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-                "SOMA_FORCE_HASH_EMBEDDINGS": "1", "SOMA_LOG_LEVEL": "WARNING",
-                "SOMA_ENABLE_BATCH_UPSERT": "1" if batching else "0",
-                "SOMA_POSTGRES_POOL_MAX": "20"})
-    process = subprocess.Popen([sys.executable, "-m", "somamemory.cli", "serve", "--port",
-                                str(port), "--data-dir", str(data_dir)], env=env)
+    env.update(
+        {
+            "SOMA_API_TOKEN": TOKEN,
+            "POSTGRES_URL": db_url,
+            "REDIS_HOST": "127.0.0.1",
+            "SOMA_REDIS_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
+            "SOMA_FORCE_HASH_EMBEDDINGS": "1",
+            "SOMA_LOG_LEVEL": "WARNING",
+            "SOMA_ENABLE_BATCH_UPSERT": "1" if batching else "0",
+            "SOMA_POSTGRES_POOL_MAX": "20",
+        }
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "somamemory.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -101,8 +123,10 @@ async def _bulk_posts(url: str, total: int, per_request: int, concurrency: int =
 
         async def worker() -> None:
             for start in chunks:
-                items = [{"coord": f"{i},2", "payload": {"text": f"memory number {i} of the run"}}
-                         for i in range(start, min(start + per_request, total))]
+                items = [
+                    {"coord": f"{i},2", "payload": {"text": f"memory number {i} of the run"}}
+                    for i in range(start, min(start + per_request, total))
+                ]
                 response = await client.post("/memories/batch", json={"items": items})
                 response.raise_for_status()
                 assert response.json()["failed"] == 0
@@ -114,17 +138,25 @@ async def _bulk_posts(url: str, total: int, per_request: int, concurrency: int =
 
 async def _raw(db_url: str, data_dir: Path, total: int, per_batch: int) -> float:
     embedder = HashEmbedder(384)
-    news = [NewMemory("bench", f"{i}.0,3.0", "episodic", {"text": f"memory number {i} of the run"},
-                      0.0) for i in range(total)]
+    news = [
+        NewMemory("bench", f"{i}.0,3.0", "episodic", {"text": f"memory number {i} of the run"}, 0.0)
+        for i in range(total)
+    ]
     vectors = await embedder.embed([n.payload["text"] for n in news])  # not timed
     pool = await create_pool(db_url, min_size=2, max_size=4, timeout=10)
     store = PostgresStore(pool)
-    milvus = await asyncio.to_thread(MilvusVectorStore.connect, str(data_dir / "raw.db"),
-                                     collection="raw", dim=384, token=None, timeout=10)
+    milvus = await asyncio.to_thread(
+        MilvusVectorStore.connect,
+        str(data_dir / "raw.db"),
+        collection="raw",
+        dim=384,
+        token=None,
+        timeout=10,
+    )
     started = time.perf_counter()
     for start in range(0, total, per_batch):
-        memories = await store.put_many(news[start:start + per_batch])
-        await milvus.upsert(list(zip(memories, vectors[start:start + per_batch], strict=True)))
+        memories = await store.put_many(news[start : start + per_batch])
+        await milvus.upsert(list(zip(memories, vectors[start : start + per_batch], strict=True)))
     await milvus.flush()
     rate = total / (time.perf_counter() - started)
     await milvus.close()
@@ -140,8 +172,10 @@ async def main() -> None:
     args = parser.parse_args()
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, batching in (("POST /memories, batching off (c=64)", False),
-                               ("POST /memories, batching on (c=64)", True)):
+        for name, batching in (
+            ("POST /memories, batching off (c=64)", False),
+            ("POST /memories, batching on (c=64)", True),
+        ):
             db = await _database()
             process, url = _serve(db, Path(tmp) / name.replace(" ", "_"), batching)
             try:
@@ -165,13 +199,11 @@ async def main() -> None:
             rows.append((f"raw: put_many + Milvus upsert ({args.per_request} per batch)", raw))
         finally:
             await _drop(db)
-    values = dict(rows)
     off, on = rows[0][1], rows[1][1]
-    print(f"\n| write path | memories/s |\n|---|---|")
+    print("\n| write path | memories/s |\n|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
     print(f"\nbatching on / off: {on / off:.1f}x; bulk / raw: {bulk / raw:.0%}")
-    del values
 
 
 if __name__ == "__main__":
