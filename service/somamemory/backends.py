@@ -24,6 +24,7 @@ from .errors import StartupError
 from .settings import Settings
 from .stores import Cache, KeyValueStore, Locks, VectorStore
 from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
+from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore, create_pool
@@ -49,11 +50,16 @@ class Backends:
     redis: str  # external | in-process | down
     milvus_uri_kind: str  # lite | server
     schema_revision: str | None
+    redis_client: aioredis.Redis | None = None
+    postgres_pool: asyncpg.Pool | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     @property
     def degraded(self) -> bool:
         return self.mode != "normal"
+
+    def on_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        self._closers.append(closer)
 
     async def close(self) -> None:
         for closer in reversed(self._closers):
@@ -212,8 +218,7 @@ async def open_backends(settings: Settings) -> Backends:
         )
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:
-        assert isinstance(locks, RedisLocks)
-        store, cache, mode = RedisStore(client, prefix=prefix, locks=locks), None, "redis-only"
+        store, cache, mode = redis_only_store(client, settings), None, "redis-only"
         log.warning("Redis-only mode: memories are kept in Redis while PostgreSQL is down")
     else:
         store, cache, mode = InProcessStore(), None, "in-process"
@@ -236,5 +241,15 @@ async def open_backends(settings: Settings) -> Backends:
         redis=redis_kind,
         milvus_uri_kind="server" if "://" in uri else "lite",
         schema_revision=revision,
+        redis_client=client,
+        postgres_pool=pool,
         _closers=closers,
     )
+
+
+def redis_only_store(client: aioredis.Redis, settings: Settings) -> RedisStore:
+    """The store of Redis-only mode, journaling every write for replay into PostgreSQL."""
+    prefix = settings.redis_key_prefix
+    locks = RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds)
+    journal = RedisJournal(client, prefix=prefix) if settings.postgres_configured else None
+    return RedisStore(client, prefix=prefix, locks=locks, journal=journal)

@@ -47,6 +47,11 @@ class Reconciler:
         self._metrics = metrics
         self._batch_size = batch_size
 
+    def use(self, store: KeyValueStore, outbox: Outbox) -> None:
+        """Reconcile from other stores from now on (a mode switch)."""
+        self._store = store
+        self._outbox = outbox
+
     async def run_once(self) -> int:
         """Settle one batch of the outbox; return how many entries it handled."""
         due = await self._outbox.due(self._batch_size, self._grace)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .backends import MODES, Backends, open_backends
 from .batching import Batcher
+from .failover import PostgresFailover
 from .metrics import Metrics
 from .models import NewMemory
 from .reconciler import Reconciler
@@ -94,6 +95,14 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             # writes in flight settle their own entries within a flush interval or two
             grace_seconds=max(5.0, 4 * settings.milvus_flush_interval_seconds),
         )
+        failover = PostgresFailover(
+            settings=settings,
+            backends=backends,
+            service=service,
+            writes=writes,
+            reconciler=reconciler,
+            metrics=metrics,
+        )
         log.info(
             "SomaMemory ready",
             extra={"mode": backends.mode, "postgres": backends.postgres, "redis": backends.redis},
@@ -101,6 +110,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
         async with (
             _background(writes.maintain(settings.milvus_flush_interval_seconds), "vector-flush"),
             _background(reconciler.run_forever(settings.reconcile_interval_seconds), "reconciler"),
+            _background(failover.run_forever(settings.backend_check_seconds), "failover"),
         ):
             try:
                 yield Runtime(backends, service, reconciler)

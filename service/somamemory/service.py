@@ -113,7 +113,7 @@ class MemoryService:
         """Delete a memory, its versions, its cache entry and its vector; idempotent."""
         key = normalize_coord(coord)
         async with backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
-            async with backend(self.store.name):
+            async with self.writes.gate.passage(), backend(self.store.name):
                 deleted = await self.store.delete(namespace, key)
             if self.cache is not None:
                 async with backend(self.cache.name):

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     batch_flush_ms: float = Field(5, ge=0)
     max_batch_items: int = Field(1000, ge=1, le=100_000)
     reconcile_interval_seconds: float = Field(2.0, gt=0)
+    backend_check_seconds: float = Field(2.0, gt=0)
 
     # ----- derived choices -------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pymilvus.exceptions import MilvusException
 from .coords import normalize_coord
 from .embeddings import Embedder, text_of
 from .errors import BackendUnavailable, InvalidInput
+from .gate import Gate
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory
 from .payloads import validate_payload
@@ -37,6 +38,8 @@ TRANSIENT = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown mid-query
+    asyncpg.exceptions.InternalClientError,  # a connection broken by the server going away
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
@@ -107,6 +110,7 @@ class WritePath:
         self.outbox = outbox
         self.embedder = embedder
         self.metrics = metrics
+        self.gate = Gate()  # closed while a mode switch swaps the stores
         # vectors written but not yet durable (milvus-lite keeps them in memory until a flush):
         # their outbox entries are cleared only after the next flush
         self._unflushed: list[PendingVector] = []
@@ -114,7 +118,7 @@ class WritePath:
     async def write(self, news: Sequence[NewMemory]) -> list[Written]:
         """Commit all of ``news`` in one transaction (in order), then index them."""
         embeddings = await self.embed(news)
-        async with backend(self.store.name):
+        async with self.gate.passage(), backend(self.store.name):
             memories = await self.store.put_many(news)
         await self._cache_set(memories)
         latest: dict[tuple[str, str], tuple[Memory, list[float]]] = {}

@@ -132,6 +132,32 @@ async def create_pool(url: str, *, min_size: int, max_size: int, timeout: float)
     return pool
 
 
+async def put_many_in(
+    connection: asyncpg.Connection, memories: Sequence[NewMemory]
+) -> list[Memory]:
+    """Upsert many on a connection (inside the caller's transaction), in order."""
+    results: list[Memory | None] = [None] * len(memories)
+    for wave in _waves(memories):
+        rows = await connection.fetch(
+            _UPSERT_MANY,
+            [memories[i].namespace for i in wave],
+            [memories[i].coord for i in wave],
+            [memories[i].memory_type for i in wave],
+            [memories[i].payload for i in wave],
+            [memories[i].importance for i in wave],
+            [_vector_text(memories[i].vector) for i in wave],
+        )
+        by_key = {(row["namespace"], row["coord"]): _memory(row) for row in rows}
+        for i in wave:
+            results[i] = by_key[(memories[i].namespace, memories[i].coord)]
+    return [memory for memory in results if memory is not None]
+
+
+async def delete_in(connection: asyncpg.Connection, namespace: str, coord: str) -> bool:
+    """Delete a memory with its versions on a connection (the caller's transaction)."""
+    return bool(await connection.fetchval(_DELETE, namespace, coord))
+
+
 class PostgresStore:
     """Memories and versions in PostgreSQL; the source of truth."""
 
@@ -145,22 +171,8 @@ class PostgresStore:
 
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         """Upsert many in one transaction; a coord given twice gets two versions, in order."""
-        results: list[Memory | None] = [None] * len(memories)
         async with self._pool.acquire() as connection, connection.transaction():
-            for wave in _waves(memories):
-                rows = await connection.fetch(
-                    _UPSERT_MANY,
-                    [memories[i].namespace for i in wave],
-                    [memories[i].coord for i in wave],
-                    [memories[i].memory_type for i in wave],
-                    [memories[i].payload for i in wave],
-                    [memories[i].importance for i in wave],
-                    [_vector_text(memories[i].vector) for i in wave],
-                )
-                by_key = {(row["namespace"], row["coord"]): _memory(row) for row in rows}
-                for i in wave:
-                    results[i] = by_key[(memories[i].namespace, memories[i].coord)]
-        return [memory for memory in results if memory is not None]
+            return await put_many_in(connection, memories)
 
     async def get(self, namespace: str, coord: str) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord)

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
+from .journal import RedisJournal, encode_delete, encode_put
 
 
 def create_client(
@@ -100,10 +101,18 @@ class RedisStore:
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str, locks: RedisLocks) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        locks: RedisLocks,
+        journal: RedisJournal | None = None,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._locks = locks
+        self._journal = journal
 
     def _versions_key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:store:{namespace}:{coord}"
@@ -131,6 +140,8 @@ class RedisStore:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.rpush(key, stored.to_json())
                 pipe.hset(self._index_key(memory.namespace), memory.coord, memory.memory_type)
+                if self._journal is not None:
+                    self._journal.add(pipe, encode_put(memory))
                 await pipe.execute()
         return stored
 
@@ -156,7 +167,9 @@ class RedisStore:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.delete(self._versions_key(namespace, coord))
             pipe.hdel(self._index_key(namespace), coord)
-            removed, _ = await pipe.execute()
+            if self._journal is not None:
+                self._journal.add(pipe, encode_delete(namespace, coord))
+            removed, *_ = await pipe.execute()
         return bool(removed)
 
     async def counts(self, namespace: str) -> TypeCounts:
