@@ -40,6 +40,13 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
             )
             assert during.status_code == 200  # durable in PostgreSQL
             assert during.json()["indexed"] is False
+            for i in range(3, 23):  # writing goes on while Milvus is away
+                more = client.post(
+                    "/memories",
+                    json={"coord": str(i), "payload": {"text": f"outage note {i}"}},
+                    headers=AUTH,
+                )
+                assert more.status_code == 200 and more.json()["indexed"] is False
             assert client.get("/memories/2", headers=AUTH).json()["memory"]["payload"] == {
                 "text": "during"
             }
@@ -49,7 +56,7 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
             assert client.get("/readyz").status_code == 503
             health = client.get("/health", headers=AUTH).json()
             assert health["vector_store"] is False
-            assert health["reconcile_backlog"] >= 1  # the outage write is owed to Milvus
+            assert health["reconcile_backlog"] >= 21  # the outage writes are owed to Milvus
 
             server.start()
             deadline = time.monotonic() + 30
@@ -70,6 +77,15 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_stay_durable(
                 "/memories/search", json={"query": "during", "top_k": 1}, headers=AUTH
             ).json()["memories"]
             assert found[0]["coord"] == "2.0"
+            for i in range(3, 23):  # every memory written during the outage is searchable
+                hits = client.post(
+                    "/memories/search",
+                    json={"query": f"outage note {i}", "top_k": 1},
+                    headers=AUTH,
+                ).json()["memories"]
+                assert hits[0]["coord"] == f"{i}.0"
+            stats = client.get("/stats", headers=AUTH).json()
+            assert stats["vector_count"] == stats["total_memories"] == 22
     finally:
         server.stop()
         drop_database(database)
