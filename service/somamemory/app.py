@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Memory service for AI agents: store, read and recall memories.",
         lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.api_token = token

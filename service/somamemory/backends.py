@@ -23,6 +23,7 @@ from .embeddings.openai import OpenAIEmbedder
 from .errors import StartupError
 from .settings import Settings
 from .stores import Cache, KeyValueStore, Locks, VectorStore
+from .stores.fallback_locks import FallbackLocks
 from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
 from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
@@ -203,7 +204,10 @@ async def open_backends(settings: Settings) -> Backends:
     prefix = settings.redis_key_prefix
     locks: Locks
     if client is not None:
-        locks = RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds)
+        locks = FallbackLocks(
+            RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds),
+            InProcessLocks(),
+        )
     else:
         locks = InProcessLocks()
     store: KeyValueStore

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     metrics_require_auth: bool = False
     namespace: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     max_payload_bytes: int = Field(1_048_576, ge=1)
+    max_request_bytes: int = Field(64 * 1_048_576, ge=1024)  # any body; 413 beyond, unread
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 
+from somamemory.app import create_app
 from somamemory.settings import Settings
+
+from ..conftest import TOKEN
 
 
 @pytest.mark.parametrize(
@@ -119,3 +124,15 @@ def test_probes_and_metrics_need_no_token(client: TestClient) -> None:
     assert metrics.status_code == 200
     assert "somamemory_http_requests_total" in metrics.text
     assert "somamemory_backend_up" in metrics.text or "somamemory_degraded_mode" in metrics.text
+
+
+def test_a_request_body_over_the_limit_is_refused_before_it_is_read(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(max_request_bytes=10_000)
+    with TestClient(create_app(settings)) as small:
+        body = {"coord": "1", "payload": {"text": "x" * 20_000}}
+        auth = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "limits"}
+        response = small.post("/memories", json=body, headers=auth)
+        assert response.status_code == 413
+        assert small.get("/memories/1", headers=auth).status_code == 404

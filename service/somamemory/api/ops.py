@@ -83,10 +83,13 @@ async def health(request: Request) -> HealthResponse:
         _ping(backends.store.ping), _ping(backends.vectors.ping)
     )
     postgres_ok = backends.store.name == "postgres" and store_error is None
-    redis_ok = backends.redis != "down"
+    redis_error = None
+    if backends.redis_client is not None:
+        redis_error = await _ping(backends.redis_client.ping)
+    redis_ok = backends.redis != "down" and redis_error is None
     report = {
         "postgres": BackendHealth(ok=postgres_ok, kind=backends.postgres, detail=store_error),
-        "redis": BackendHealth(ok=redis_ok, kind=backends.redis),
+        "redis": BackendHealth(ok=redis_ok, kind=backends.redis, detail=redis_error),
         "milvus": BackendHealth(
             ok=vector_error is None, kind=backends.milvus_uri_kind, detail=vector_error
         ),

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
@@ -25,6 +27,8 @@ def create_client(
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         health_check_interval=30,
+        # one quick retry: a cache that stalls for seconds is worse than a cache miss
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
 
 

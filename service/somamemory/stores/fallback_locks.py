@@ -1,0 +1,54 @@
+"""Redis locks that fall back to in-process ones while Redis does not answer.
+
+DESIGN section 4: Redis unreachable -> in-process cache and locks. At startup the factory
+decides; at run time this wrapper keeps writes going when Redis goes away (a warning says that
+mutual exclusion is then per process only) and uses Redis again as soon as it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.exceptions
+
+from .inprocess import InProcessLocks
+from .redis import RedisLocks
+
+log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (
+    OSError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+class FallbackLocks:
+    """``RedisLocks`` first; ``InProcessLocks`` for as long as Redis cannot be reached."""
+
+    name = "redis"
+
+    def __init__(self, primary: RedisLocks, fallback: InProcessLocks) -> None:
+        self._primary = primary
+        self._fallback = fallback
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        held = self._primary.hold(key)
+        try:
+            await held.__aenter__()
+        except _REDIS_DOWN:
+            log.warning("Redis does not answer: in-process lock for %s (this replica only)", key)
+            async with self._fallback.hold(key):
+                yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                await held.__aexit__(None, None, None)
+            except (*_REDIS_DOWN, redis.exceptions.LockError):
+                log.warning("Redis lock %s not released; it expires on its own", key)
