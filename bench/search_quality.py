@@ -21,13 +21,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +31,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import numpy as np
+from harness import TOKEN, drop_database, migrated_database, percentiles, serving
 
 from somamemory.filters import build_filter
 from somamemory.models import Memory
@@ -42,8 +39,6 @@ from somamemory.stores.milvus import MilvusVectorStore
 
 DIM = 384
 NAMESPACE = "bench"
-TOKEN = "bench-token"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def dataset(size: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -59,11 +54,6 @@ def dataset(size: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndar
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
     scores = queries @ vectors.T
     return np.argsort(-scores, axis=1)[:, :k]
-
-
-def pct(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
 
 
 async def fill_milvus(store: MilvusVectorStore, vectors: np.ndarray) -> float:
@@ -139,61 +129,27 @@ def over_http(
     queries: np.ndarray,
     warmup: int,
 ) -> list[float]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES", "REDIS"))}
-    env.update(
-        {
-            "SOMA_API_TOKEN": TOKEN,
-            "POSTGRES_URL": db_url,
-            "SOMA_FORCE_HASH_EMBEDDINGS": "1",
-            "SOMA_MILVUS_COLLECTION": collection,
-            "SOMA_MILVUS_INDEX": index,
-            "SOMA_MILVUS_SEARCH_EF": str(ef),
-            "SOMA_LOG_LEVEL": "WARNING",
-        }
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "somamemory.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        headers = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": NAMESPACE}
-        times = []
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            for query in queries[:warmup]:
-                client.post("/memories/search", json={"vector": query.tolist(), "top_k": 10})
-            for query in queries:
-                started = time.perf_counter()
-                response = client.post(
-                    "/memories/search", json={"vector": query.tolist(), "top_k": 10}
-                )
-                times.append(time.perf_counter() - started)
-                response.raise_for_status()
-                assert len(response.json()["memories"]) == 10
-        return times
-    finally:
-        process.terminate()
-        process.wait()
+    env = {
+        "POSTGRES_URL": db_url,
+        "SOMA_MILVUS_COLLECTION": collection,
+        "SOMA_MILVUS_INDEX": index,
+        "SOMA_MILVUS_SEARCH_EF": str(ef),
+    }
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": NAMESPACE}
+    times = []
+    with (
+        serving(data_dir, env) as url,
+        httpx.Client(base_url=url, headers=headers, timeout=30) as client,
+    ):
+        for query in queries[:warmup]:
+            client.post("/memories/search", json={"vector": query.tolist(), "top_k": 10})
+        for query in queries:
+            started = time.perf_counter()
+            response = client.post("/memories/search", json={"vector": query.tolist(), "top_k": 10})
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+            assert len(response.json()["memories"]) == 10
+    return times
 
 
 async def _milvus_phase(
@@ -245,7 +201,7 @@ async def run(
     recall = float(
         np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)])
     )
-    per_run = [pct(times) for times in runs]
+    per_run = [percentiles(times) for times in runs]
     p50 = statistics.median(p for p, _ in per_run)
     p99 = statistics.median(p for _, p in per_run)
     print(
@@ -265,27 +221,15 @@ async def run(
     if not http:
         return result
 
-    admin = await asyncpg.connect(ADMIN_URL)
-    db_name = f"soma_bench_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    db_url = ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}"
+    db_url = await migrated_database()
     try:
-        subprocess.run(
-            [sys.executable, "-m", "somamemory.cli", "migrate"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "POSTGRES_URL": db_url},
-        )
         await fill_postgres(db_url, size)
         http_times = await asyncio.to_thread(
             over_http, db_url, data_dir, collection, index, ef, queries, warmup
         )
     finally:
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
-    result["http_p50_ms"], result["http_p99_ms"] = pct(http_times)
+        await drop_database(db_url)
+    result["http_p50_ms"], result["http_p99_ms"] = percentiles(http_times)
     return result
 
 

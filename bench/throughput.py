@@ -14,90 +14,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import httpx
+from harness import TOKEN, drop_database, migrated_database, serving
 
 from somamemory.embeddings import HashEmbedder
 from somamemory.models import NewMemory
 from somamemory.stores.milvus import MilvusVectorStore
 from somamemory.stores.postgres import PostgresStore, create_pool
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TOKEN = "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "bench"}
 
 
-async def _database() -> str:
-    name = f"soma_bench_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(ADMIN_URL)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    subprocess.run(
-        [sys.executable, "-m", "somamemory.cli", "migrate"],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "POSTGRES_URL": url},
-    )
-    return url
-
-
-async def _drop(url: str) -> None:
-    connection = await asyncpg.connect(ADMIN_URL)
-    await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    await connection.close()
-
-
-def _serve(db_url: str, data_dir: Path, batching: bool) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES", "REDIS"))}
-    env.update(
-        {
-            "SOMA_API_TOKEN": TOKEN,
-            "POSTGRES_URL": db_url,
-            "REDIS_HOST": "127.0.0.1",
-            "SOMA_REDIS_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-            "SOMA_FORCE_HASH_EMBEDDINGS": "1",
-            "SOMA_LOG_LEVEL": "WARNING",
-            "SOMA_ENABLE_BATCH_UPSERT": "1" if batching else "0",
-            "SOMA_POSTGRES_POOL_MAX": "20",
-        }
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "somamemory.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("service did not start")
+def _env(db_url: str, batching: bool) -> dict[str, str]:
+    return {
+        "POSTGRES_URL": db_url,
+        "REDIS_HOST": "127.0.0.1",
+        "SOMA_REDIS_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
+        "SOMA_ENABLE_BATCH_UPSERT": "1" if batching else "0",
+        "SOMA_POSTGRES_POOL_MAX": "20",
+    }
 
 
 async def _single_posts(url: str, total: int, concurrency: int) -> float:
@@ -176,29 +117,25 @@ async def main() -> None:
             ("POST /memories, batching off (c=64)", False),
             ("POST /memories, batching on (c=64)", True),
         ):
-            db = await _database()
-            process, url = _serve(db, Path(tmp) / name.replace(" ", "_"), batching)
+            db = await migrated_database()
             try:
-                rows.append((name, await _single_posts(url, args.memories, 64)))
+                with serving(Path(tmp) / name.replace(" ", "_"), _env(db, batching)) as url:
+                    rows.append((name, await _single_posts(url, args.memories, 64)))
             finally:
-                process.terminate()
-                process.wait()
-                await _drop(db)
-        db = await _database()
-        process, url = _serve(db, Path(tmp) / "bulk", False)
+                await drop_database(db)
+        db = await migrated_database()
         try:
-            bulk = await _bulk_posts(url, args.bulk_memories, args.per_request)
+            with serving(Path(tmp) / "bulk", _env(db, False)) as url:
+                bulk = await _bulk_posts(url, args.bulk_memories, args.per_request)
             rows.append((f"POST /memories/batch ({args.per_request} per request, c=2)", bulk))
         finally:
-            process.terminate()
-            process.wait()
-            await _drop(db)
-        db = await _database()
+            await drop_database(db)
+        db = await migrated_database()  # the raw path starts from the same empty tables
         try:
             raw = await _raw(db, Path(tmp), args.bulk_memories, args.per_request)
             rows.append((f"raw: put_many + Milvus upsert ({args.per_request} per batch)", raw))
         finally:
-            await _drop(db)
+            await drop_database(db)
     off, on = rows[0][1], rows[1][1]
     print("\n| write path | memories/s |\n|---|---|")
     for name, rate in rows:
