@@ -62,18 +62,21 @@ def _availability(deployment: dict[str, Any] | None) -> tuple[Condition, dict[st
 def _invalid(kube: Kube, meta: dict[str, Any], problem: str) -> Outcome:
     """Refuse the spec: apply nothing, keep whatever already runs, say exactly why."""
     live = kube.get("Deployment", meta["namespace"], meta["name"])
+    return _refused(live, "InvalidSpec", f"invalid spec, nothing applied: {problem}")
+
+
+def _refused(live: dict[str, Any] | None, reason: str, message: str) -> Outcome:
+    """Degraded if a Deployment still runs (it is kept), Failed if nothing does."""
     available, facts = _availability(live)
-    running = live is not None
-    message = f"invalid spec, nothing applied: {problem}"
-    refused = Condition(False, "InvalidSpec", message)
+    refused = Condition(False, reason, message)
     return Outcome(
-        phase="Degraded" if running else "Failed",
+        phase="Degraded" if live is not None else "Failed",
         message=message,
         conditions={
             "MigrationsApplied": refused,
             "Available": available,
             "Ready": refused,
-            "Degraded": Condition(True, "InvalidSpec", message),
+            "Degraded": Condition(True, reason, message),
         },
         facts=facts,
     )
@@ -164,24 +167,12 @@ def _migrating(live: dict[str, Any] | None, job_name: str, image: str) -> Outcom
 
 
 def _migration_failed(live: dict[str, Any] | None, job_name: str, why: str) -> Outcome:
-    available, facts = _availability(live)
     kept = "the running Deployment is left untouched" if live else "nothing was deployed"
     message = (
         f"migration Job {job_name} failed ({why}); {kept}. Fix the cause, then change "
         f"spec.image or delete the Job to retry"
     )
-    failed = Condition(False, "MigrationFailed", message)
-    return Outcome(
-        phase="Degraded" if live else "Failed",
-        message=message,
-        conditions={
-            "MigrationsApplied": failed,
-            "Available": available,
-            "Ready": failed,
-            "Degraded": Condition(True, "MigrationFailed", message),
-        },
-        facts=facts,
-    )
+    return _refused(live, "MigrationFailed", message)
 
 
 def _deployed(
