@@ -30,6 +30,7 @@ ADMIN_URL = os.environ.get("SOMA_TEST_POSTGRES_URL", "postgresql://postgres@127.
 REDIS_HOST = os.environ.get("SOMA_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("SOMA_TEST_REDIS_PORT", "6379"))
 TOKEN = "test-token"
+DIM = Settings.model_fields["embedding_dim"].default  # the default embedder's dimension
 
 
 def free_port() -> int:
@@ -89,7 +90,11 @@ def redis_client() -> Iterator[redis.Redis]:
 def make_settings(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_prefix: str
 ) -> Callable[..., Settings]:
-    """Settings on the real services; keyword arguments override any field."""
+    """Settings on the real services; keyword arguments override any field.
+
+    The embedder is the product's default (the local model), as a user gets it. A test that does not
+    judge meaning and writes a lot may pass ``force_hash_embeddings=True``, saying why.
+    """
 
     def make(**overrides: Any) -> Settings:
         data_dir: Path = overrides.pop("data_dir", None) or tmp_path_factory.mktemp("data")
@@ -101,8 +106,6 @@ def make_settings(
             "redis_key_prefix": redis_prefix,
             "milvus_uri": str(data_dir / "milvus.db"),
             "data_dir": data_dir,
-            "force_hash_embeddings": True,
-            "embedding_dim": 64,
             "connect_timeout_seconds": 2.0,
         }
         values.update(overrides)

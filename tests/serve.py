@@ -35,7 +35,6 @@ class Serve:
         self.url = f"http://127.0.0.1:{self.port}"
         extra_env = env
         env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARS}
-        env["SOMA_FORCE_HASH_EMBEDDINGS"] = "1"
         env.update(extra_env or {})
         self.log = (data_dir.parent / f"serve-{self.port}.log").open("w")
         self.process = subprocess.Popen(

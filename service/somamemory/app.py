@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from . import __version__
 from .api import batch, memories, ops, search
 from .api.errors import install_error_handlers
+from .api.gate import AuthGate
 from .errors import StartupError
 from .metrics import Metrics, MetricsMiddleware
 from .runtime import running
@@ -30,8 +31,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _token(settings: Settings) -> bytes | None:
-    if settings.api_token is not None and settings.api_token.get_secret_value():
-        return settings.api_token.get_secret_value().encode()
+    # surrounding whitespace (a trailing newline from a Secret file) is never part of a token
+    if settings.api_token is not None and settings.api_token.get_secret_value().strip():
+        return settings.api_token.get_secret_value().strip().encode()
     if settings.allow_unauthenticated and _is_loopback(settings.host):
         log.warning("running WITHOUT authentication (SOMA_ALLOW_UNAUTHENTICATED on loopback)")
         return None
@@ -67,5 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(memories.router)
     app.include_router(ops.router)
+    # the gate sits inside the metrics middleware, so refused requests are counted too
+    app.add_middleware(AuthGate, token=token, public_metrics=not settings.metrics_require_auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -218,7 +218,7 @@ async def open_backends(settings: Settings) -> Backends:
         cache = (
             RedisCache(client, prefix=prefix, ttl_seconds=settings.cache_ttl_seconds)
             if client is not None
-            else InProcessCache(settings.cache_ttl_seconds)
+            else InProcessCache(settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes)
         )
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:

@@ -45,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .http_limits import HttpLimits, uvicorn_options
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
@@ -66,6 +67,15 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
+        **uvicorn_options(
+            HttpLimits(
+                max_head_bytes=settings.http_max_head_bytes,
+                head_timeout_seconds=settings.http_head_timeout_seconds,
+                body_timeout_seconds=settings.http_body_timeout_seconds,
+            ),
+            keepalive_seconds=settings.http_keepalive_seconds,
+            concurrency=settings.http_max_concurrency,
+        ),
     )
     server = uvicorn.Server(config)
     server.run()

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import InvalidInput
-from .models import MEMORY_TYPES
+from .models import MAX_EXACT_INT, MEMORY_TYPES
 from .stores.milvus import MAX_FILTER_STRING, milvus_string
 
 MAX_FIELD_NAME = 256
 MAX_IN_VALUES = 100
 MAX_FILTERS = 32
-_MAX_EXACT_INT = 2**53
 
 
 def _has_control(text: str) -> bool:
@@ -29,7 +28,7 @@ def _literal(field: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if abs(value) > _MAX_EXACT_INT:
+        if abs(value) > MAX_EXACT_INT:
             raise InvalidInput(f"filter {field!r}: integers beyond 2**53 cannot be matched")
         return str(value)
     if isinstance(value, float):

@@ -75,6 +75,11 @@ class Metrics:
             "Memories whose vector still has to be written or removed.",
             registry=self.registry,
         )
+        self.reconcile_parked = Gauge(
+            "somamemory_reconcile_parked",
+            "Outbox entries the vector store refused too often: parked until written again.",
+            registry=self.registry,
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 MemoryType = Literal["episodic", "semantic"]
 MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "semantic")
+# Integers beyond this lose exactness as doubles: they are stored, but never filtered on.
+MAX_EXACT_INT = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +48,8 @@ class Memory:
             "payload": self.payload,
             "importance": self.importance,
             "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": timestamp(self.created_at),
+            "updated_at": timestamp(self.updated_at),
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -70,6 +72,11 @@ class TypeCounts:
     @property
     def total(self) -> int:
         return self.episodic + self.semantic
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``: the one time format of every answer (pydantic's too)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def canonical_json(payload: dict[str, Any]) -> str:

@@ -53,7 +53,12 @@ class Reconciler:
         self._outbox = outbox
 
     async def run_once(self) -> int:
-        """Settle one batch of the outbox; return how many entries it handled."""
+        """Settle one batch of the outbox; return how many entries it handled.
+
+        Namespaces are settled one after the other, each on its own: entries the vector store
+        refuses are isolated and backed off alone (see ``_settle``), so one tenant's bad entry
+        never holds back another's backlog. Only an unreachable vector store ends the round.
+        """
         due = await self._outbox.due(self._batch_size, self._grace)
         by_namespace: dict[str, list[PendingVector]] = defaultdict(list)
         for entry in due:
@@ -61,25 +66,57 @@ class Reconciler:
         for namespace, entries in by_namespace.items():
             await self._settle(namespace, entries)
         self._metrics.reconcile_backlog.set(await self._outbox.backlog())
+        self._metrics.reconcile_parked.set((await self._outbox.parked(examples=0)).count)
         return len(due)
 
     async def _settle(self, namespace: str, entries: list[PendingVector]) -> None:
         memories = await self._store.get_many(namespace, [coord for _, coord, _ in entries])
         present = list(memories.values())
         absent = [coord for _, coord, _ in entries if coord not in memories]
-        try:
-            if present:
-                vectors = await self._vectors_of(present)
-                await self._vectors.upsert(list(zip(present, vectors, strict=True)))
-            if absent:
-                await self._vectors.delete(namespace, absent)
-        except Exception as exc:
-            await self._outbox.failed(entries, f"{type(exc).__name__}: {exc}")
-            raise
-        settled = [(namespace, m.coord, m.version) for m in present]
+        written = await self._write(present)
+        if absent:
+            await self._vectors.delete(namespace, absent)  # a failure here is an outage
+        settled = [(namespace, m.coord, m.version) for m in written]
         settled += [(namespace, coord, 0) for coord in absent]
         await self._settle_written(settled, flush_now=True)
         # entries whose version moved on stay queued (done() only clears exact versions)
+
+    async def _write(self, memories: list[Memory]) -> list[Memory]:
+        """Upsert the memories' vectors; return the memories whose vectors were written."""
+        if not memories:
+            return []
+        vectors = await self._vectors_of(memories)  # an embedder failure is an outage: raise
+        return await self._upsert_isolating(list(zip(memories, vectors, strict=True)))
+
+    async def _upsert_isolating(self, items: list[tuple[Memory, list[float]]]) -> list[Memory]:
+        """Upsert; when a batch fails while the vector store answers, some entry was refused:
+        halve the batch until each refused entry stands alone, and mark it failed (it backs off,
+        and is parked after a few attempts). When the store does not answer, raise."""
+        try:
+            await self._vectors.upsert(items)
+            return [memory for memory, _ in items]
+        except Exception as exc:
+            if not await self._vector_store_answers():
+                raise
+            if len(items) == 1:
+                memory = items[0][0]
+                log.warning(
+                    "vector refused; backing off",
+                    extra={"namespace": memory.namespace, "coord": memory.coord},
+                )
+                entry = (memory.namespace, memory.coord, memory.version)
+                await self._outbox.failed([entry], f"{type(exc).__name__}: {exc}"[:1000])
+                return []
+        half = len(items) // 2
+        first = await self._upsert_isolating(items[:half])
+        return first + await self._upsert_isolating(items[half:])
+
+    async def _vector_store_answers(self) -> bool:
+        try:
+            await self._vectors.ping()
+        except Exception:
+            return False
+        return True
 
     async def _vectors_of(self, memories: list[Memory]) -> list[list[float]]:
         """The client's own vector where it gave one, else the embedder's (one call)."""

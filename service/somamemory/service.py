@@ -19,7 +19,7 @@ from .errors import BackendUnavailable, InvalidInput, MemoryNotFound
 from .filters import build_filter
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory, TypeCounts
-from .stores import Cache, KeyValueStore, Locks, VectorStore
+from .stores import Cache, CacheLookup, KeyValueStore, Locks, VectorStore
 from .writes import TRANSIENT, WritePath, Written, backend, check_vector, prepare
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,14 @@ class MemoryService:
         """
         key = normalize_coord(coord)
         cached = await self._cache_get(namespace, key)
-        if cached is not None:
-            return cached
+        if cached.value is not None:
+            return cached.value
         async with backend(self.store.name):
             memory = await self.store.get(namespace, key)
         if memory is None:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
-        await self._cache_fill(memory)
+        if cached.lease is not None:
+            await self._cache_fill(memory, cached.lease)
         return memory.to_json().encode()
 
     async def memory_versions(self, namespace: str, coord: str) -> list[Memory]:
@@ -170,21 +171,21 @@ class MemoryService:
             return (await self.embedder.embed([text]))[0]
         return check_vector(vector, self.embedder.dim)
 
-    async def _cache_get(self, namespace: str, key: str) -> bytes | None:
+    async def _cache_get(self, namespace: str, key: str) -> CacheLookup:
         if self.cache is None:
-            return None
+            return CacheLookup(None)
         try:
-            raw = await self.cache.get(namespace, key)
+            found = await self.cache.get(namespace, key)
         except TRANSIENT:
             log.warning("cache read failed; reading the store", exc_info=True)
-            raw = None
-        self.metrics.cache_requests.labels(result="hit" if raw else "miss").inc()
-        return raw
+            found = CacheLookup(None)
+        self.metrics.cache_requests.labels(result="hit" if found.value else "miss").inc()
+        return found
 
-    async def _cache_fill(self, memory: Memory) -> None:
+    async def _cache_fill(self, memory: Memory, lease: str) -> None:
         if self.cache is None:
             return
         try:
-            await self.cache.fill(memory)
+            await self.cache.fill(memory, lease)
         except TRANSIENT:
             log.warning("cache fill failed", exc_info=True)

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     namespace: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     max_payload_bytes: int = Field(1_048_576, ge=1)
     max_request_bytes: int = Field(64 * 1_048_576, ge=1024)  # any body; 413 beyond, unread
+    # What one client may cost before it is authenticated (and after): a bounded request head,
+    # read within a time limit; a body read within a time limit; idle keep-alive; concurrency
+    http_max_head_bytes: int = Field(65_536, ge=1024)
+    http_head_timeout_seconds: float = Field(10.0, gt=0)
+    http_body_timeout_seconds: float = Field(60.0, gt=0)
+    http_keepalive_seconds: float = Field(5.0, gt=0)
+    http_max_concurrency: int = Field(512, ge=1)  # connections and requests; 503 beyond
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -59,6 +66,7 @@ class Settings(BaseSettings):
     redis_db: int = Field(0, ge=0)
     redis_key_prefix: str = "soma"
     cache_ttl_seconds: int = Field(300, ge=1)
+    cache_max_bytes: int = Field(64 * 1_048_576, ge=0)  # the in-process cache's budget
     lock_timeout_seconds: float = Field(10.0, gt=0)
 
     # Milvus: vectors

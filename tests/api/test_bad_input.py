@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from somamemory.app import create_app
 from somamemory.settings import Settings
 
-from ..conftest import TOKEN
+from ..conftest import DIM, TOKEN
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_payload_over_the_limit_is_413(
         ('{"coord": "1", "payload": {"x": NaN}}', "NaN"),
         ('{"coord": "1", "payload": {"x": "a\\u0000b"}}', "NUL"),
         ('{"coord": "1", "payload": {}, "vector": [1, 2]}', "dimensions"),
-        ('{"coord": "1", "payload": {}, "vector": ' + str([0.0] * 64) + "}", "zeros"),
+        ('{"coord": "1", "payload": {}, "vector": ' + str([0.0] * DIM) + "}", "zeros"),
     ],
 )
 def test_values_postgres_or_milvus_would_choke_on_are_400(

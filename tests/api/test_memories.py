@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 
 from somamemory.settings import Settings
 
+from ..conftest import DIM
+
 
 def _store(client: TestClient, headers: dict[str, str], coord: str, **body: object) -> dict:
     response = client.post("/memories", json={"coord": coord, **body}, headers=headers)
@@ -117,7 +119,7 @@ def test_vector_follows_the_memory_and_leaves_with_it(
     client: TestClient, headers: dict[str, str], namespace: str
 ) -> None:
     vectors = client.app.state.backends.vectors  # type: ignore[attr-defined]
-    own = [0.0] * 63 + [1.0]
+    own = [0.0] * (DIM - 1) + [1.0]
     _store(client, headers, "5,5", payload={"text": "x"}, vector=own)
     assert client.portal.call(vectors.get_vector, namespace, "5.0,5.0") == own  # type: ignore[union-attr]
 
@@ -139,3 +141,16 @@ def test_namespaces_never_see_each_other(client: TestClient, headers: dict[str, 
     assert stats["total_memories"] == 0 and stats["vector_count"] == 0
     assert client.delete("/memories/7,7", headers=other).json()["deleted"] is False
     assert client.get("/memories/7,7", headers=headers).status_code == 200  # still there for A
+
+
+def test_timestamps_read_the_same_on_every_route(
+    client: TestClient, headers: dict[str, str], settings: Settings, redis_client: redis.Redis
+) -> None:
+    _store(client, headers, "7,7", payload={"text": "one clock"})
+    cached = client.get("/memories/7,7", headers=headers).json()["memory"]
+    redis_client.delete(f"{settings.redis_key_prefix}:cache:{headers['X-Soma-Namespace']}:7.0,7.0")
+    canonical = client.get("/memories/7,7", headers=headers).json()["memory"]
+    versions = client.get("/memories/7,7/versions", headers=headers).json()["versions"]
+    for field in ("created_at", "updated_at"):
+        assert cached[field] == canonical[field] == versions[-1][field]
+        assert cached[field].endswith("Z"), cached[field]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from ..conftest import DIM
+
 
 def _store(client: TestClient, headers: dict[str, str], coord: str, text: str, **extra) -> None:
     body = {"coord": coord, "payload": {"text": text, **extra.pop("payload", {})}, **extra}
@@ -160,9 +162,9 @@ def test_upserted_memories_are_found_by_their_new_text(
 
 
 def test_search_by_own_vector(client: TestClient, headers: dict[str, str]) -> None:
-    _store(client, headers, "5", "x", vector=[0.0] * 63 + [1.0])
-    _store(client, headers, "6", "y", vector=[1.0] + [0.0] * 63)
-    hits = _search(client, headers, vector=[0.1] + [0.0] * 62 + [1.0], top_k=1)
+    _store(client, headers, "5", "x", vector=[0.0] * (DIM - 1) + [1.0])
+    _store(client, headers, "6", "y", vector=[1.0] + [0.0] * (DIM - 1))
+    hits = _search(client, headers, vector=[0.1] + [0.0] * (DIM - 2) + [1.0], top_k=1)
     assert hits[0]["coord"] == "5.0"
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..backends import Backends
+from ..stores.outbox import ParkedVectors
 from .deps import Authorized, Namespace, Service, bearer, require_token
 from .errors import responses
 from .schemas import BackendHealth, HealthResponse, ProbeResponse, StatsResponse
@@ -96,9 +97,12 @@ async def health(request: Request) -> HealthResponse:
     }
     for name, state in report.items():
         metrics.backend_up.labels(backend=name).set(1 if state.ok else 0)
+    parked: ParkedVectors | None = None
     try:
         backlog: int | None = await asyncio.wait_for(backends.outbox.backlog(), PING_TIMEOUT)
         metrics.reconcile_backlog.set(backlog)
+        parked = await asyncio.wait_for(backends.outbox.parked(), PING_TIMEOUT)
+        metrics.reconcile_parked.set(parked.count)
     except Exception:
         backlog = None
     return HealthResponse(
@@ -109,6 +113,8 @@ async def health(request: Request) -> HealthResponse:
         mode=backends.mode,
         degraded=backends.degraded,
         reconcile_backlog=backlog,
+        reconcile_parked=parked.count if parked else None,
+        parked_examples=parked.examples if parked else [],
         backends=report,
     )
 

@@ -100,6 +100,14 @@ class HealthResponse(BaseModel):
     reconcile_backlog: int | None = Field(
         description="Vectors still to write or remove (None if PostgreSQL does not answer)."
     )
+    reconcile_parked: int | None = Field(
+        None,
+        description="Outbox entries the vector store refused repeatedly; each waits, parked, "
+        "until its memory is written again (None if PostgreSQL does not answer).",
+    )
+    parked_examples: list[dict[str, Any]] = Field(
+        default_factory=list, description="A few parked entries with their last error."
+    )
     backends: dict[str, BackendHealth]
 
 

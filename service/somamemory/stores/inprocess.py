@@ -7,6 +7,7 @@ locks only exclude within it: the factory logs a warning whenever one is chosen.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +16,9 @@ from datetime import UTC, datetime
 from weakref import WeakValueDictionary
 
 from ..models import Memory, NewMemory, TypeCounts
+from .protocols import CacheLookup
+
+LEASE_SECONDS = 10.0  # a reader that dies holding a lease blocks fills for this long
 
 
 class InProcessStore:
@@ -78,29 +82,45 @@ class InProcessStore:
 
 
 class InProcessCache:
-    """A bounded LRU with a TTL, in place of Redis."""
+    """A bounded LRU with a TTL, in place of Redis, filled under leases as the Redis cache is.
+
+    Bounded twice: by entries and by bytes of cached JSON. Expired entries are dropped when read
+    and, oldest first, whenever something is stored, so they never pile up unread.
+    """
 
     name = "in-process"
 
-    def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 100_000, max_bytes: int = 64 * 1_048_576
+    ) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        # a value is bytes (a memory's JSON) or a lease (str) a reader holds on the empty entry
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes | str]] = OrderedDict()
 
-    async def get(self, namespace: str, coord: str) -> bytes | None:
+    async def get(self, namespace: str, coord: str) -> CacheLookup:
         key = (namespace, coord)
         entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] < now:
+            self._drop(key)
+            entry = None
         if entry is None:
-            return None
-        expires, raw = entry
-        if expires < time.monotonic():
-            del self._entries[key]
-            return None
+            lease = secrets.token_hex(8)
+            self._store(key, now + LEASE_SECONDS, lease)
+            return CacheLookup(None, lease)
+        value = entry[1]
+        if isinstance(value, str):
+            return CacheLookup(None)  # another reader is filling it
         self._entries.move_to_end(key)
-        return raw
+        return CacheLookup(value)
 
-    async def fill(self, memory: Memory) -> None:
-        if (memory.namespace, memory.coord) not in self._entries:
+    async def fill(self, memory: Memory, lease: str) -> None:
+        key = (memory.namespace, memory.coord)
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] == lease:
             self._set(memory)
 
     async def set_many(self, memories: Sequence[Memory]) -> None:
@@ -108,21 +128,45 @@ class InProcessCache:
             self._set(memory)
 
     def _set(self, memory: Memory) -> None:
+        raw = memory.to_json().encode()
         key = (memory.namespace, memory.coord)
-        self._entries[key] = (time.monotonic() + self._ttl, memory.to_json().encode())
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        if len(raw) > self._max_bytes:
+            self._drop(key)  # too big to keep: reads go to the store
+            return
+        self._store(key, time.monotonic() + self._ttl, raw)
+
+    def _store(self, key: tuple[str, str], expires: float, value: bytes | str) -> None:
+        self._drop(key)
+        self._entries[key] = (expires, value)
+        self._bytes += len(value)
+        now = time.monotonic()
+        while self._entries:
+            oldest_key, (oldest_expiry, _) = next(iter(self._entries.items()))
+            full = len(self._entries) > self._max or self._bytes > self._max_bytes
+            if not full and oldest_expiry >= now:
+                break
+            self._drop(oldest_key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of cached values held now."""
+        return self._bytes
 
     async def invalidate(self, namespace: str, coord: str) -> None:
-        self._entries.pop((namespace, coord), None)
+        self._drop((namespace, coord))
 
     async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
         for key in keys:
-            self._entries.pop(key, None)
+            self._drop(key)
 
     async def close(self) -> None:
         self._entries.clear()
+        self._bytes = 0
 
 
 class InProcessLocks:

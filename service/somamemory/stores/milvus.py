@@ -17,7 +17,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from ..errors import StartupError
-from ..models import Memory
+from ..models import MAX_EXACT_INT, Memory
 from .milvus_lite_search import install_fast_search
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,12 @@ def filterable_fields(payload: dict[str, Any]) -> dict[str, Any]:
     for key, value in payload.items():
         if isinstance(value, bool) or value is None:
             fields[key] = value
-        elif isinstance(value, int | float):
-            if isinstance(value, float) and not math.isfinite(value):
-                continue
-            fields[key] = value
+        elif isinstance(value, float):
+            if math.isfinite(value):
+                fields[key] = value
+        elif isinstance(value, int):
+            if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:  # Milvus would refuse beyond int64
+                fields[key] = value
         elif isinstance(value, str) and len(value) <= MAX_FILTER_STRING:
             fields[key] = value
     return fields

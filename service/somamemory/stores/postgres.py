@@ -43,7 +43,8 @@ WITH input AS (
     INSERT INTO pending_vectors (namespace, coord, version)
     SELECT namespace, coord, version FROM current
     ON CONFLICT (namespace, coord) DO UPDATE SET
-        version = EXCLUDED.version, attempts = 0, last_error = NULL, enqueued_at = now()
+        version = EXCLUDED.version, attempts = 0, last_error = NULL, retry_at = NULL,
+        enqueued_at = now()
 )
 SELECT * FROM current
 """
@@ -69,7 +70,7 @@ WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING
      pending AS (
         INSERT INTO pending_vectors (namespace, coord, version) VALUES ($1, $2, 0)
         ON CONFLICT (namespace, coord) DO UPDATE SET
-            version = 0, attempts = 0, last_error = NULL, enqueued_at = now()
+            version = 0, attempts = 0, last_error = NULL, retry_at = NULL, enqueued_at = now()
      )
 SELECT count(*) FROM gone
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..models import Memory, NewMemory, TypeCounts
@@ -45,17 +46,30 @@ class KeyValueStore(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """What a cache read found: the memory's JSON on a hit; on a miss, maybe a fill lease.
+
+    The lease is the right to fill the entry with what the reader then reads canonically. Any
+    write, delete or invalidation of the entry in between voids it, on every replica, so a value
+    read before a delete (or before a newer write) can never be put back into the cache.
+    """
+
+    value: bytes | None
+    lease: str | None = None
+
+
 class Cache(Protocol):
     """A read-through cache of live memories (as their JSON) with a TTL."""
 
     name: str
 
-    async def get(self, namespace: str, coord: str) -> bytes | None:
-        """The memory's JSON (``Memory.to_json``), or None on a miss."""
+    async def get(self, namespace: str, coord: str) -> CacheLookup:
+        """The memory's JSON (``Memory.to_json``) on a hit; on a miss, a lease if none is out."""
         ...
 
-    async def fill(self, memory: Memory) -> None:
-        """Store a value read from the canonical store, unless a newer write got there first."""
+    async def fill(self, memory: Memory, lease: str) -> None:
+        """Store a value read canonically, only if ``lease`` still holds (nothing changed since)."""
         ...
 
     async def set_many(self, memories: Sequence[Memory]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from redis.backoff import ExponentialBackoff
 from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
 from .journal import RedisJournal, encode_delete, encode_put
+from .protocols import CacheLookup
 
 
 def create_client(
@@ -32,8 +34,28 @@ def create_client(
     )
 
 
+# A miss claims the empty entry with a lease marker (never valid JSON, so never a hit); a fill
+# replaces it only while the marker is still the reader's own. SET (writes) and DEL (deletes,
+# invalidations) replace or remove the marker, which voids the lease: no stale value comes back.
+_LOOKUP = """
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+_FILL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+LEASE_MARKER = b"\x00lease:"
+LEASE_MILLISECONDS = 10_000  # a reader that dies holding a lease blocks fills for this long
+
+
 class RedisCache:
-    """Live memories under ``{prefix}:cache:{namespace}:{coord}`` with a TTL."""
+    """Live memories under ``{prefix}:cache:{namespace}:{coord}``, with a TTL, under leases."""
 
     name = "redis"
 
@@ -41,18 +63,28 @@ class RedisCache:
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
+        self._lookup = client.register_script(_LOOKUP)
+        self._fill = client.register_script(_FILL)
 
     def _key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:cache:{namespace}:{coord}"
 
-    async def get(self, namespace: str, coord: str) -> bytes | None:
-        raw = await self._client.get(self._key(namespace, coord))
-        return raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
+    async def get(self, namespace: str, coord: str) -> CacheLookup:
+        lease = LEASE_MARKER + secrets.token_hex(8).encode()
+        raw = await self._lookup(
+            keys=[self._key(namespace, coord)], args=[lease, LEASE_MILLISECONDS]
+        )
+        if raw is None:
+            return CacheLookup(None, lease.decode())
+        value = raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
+        if value.startswith(LEASE_MARKER):
+            return CacheLookup(None)  # another reader is filling it
+        return CacheLookup(value)
 
-    async def fill(self, memory: Memory) -> None:
-        # NX: a value read before a concurrent write must not overwrite what that write set.
-        await self._client.set(
-            self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl, nx=True
+    async def fill(self, memory: Memory, lease: str) -> None:
+        await self._fill(
+            keys=[self._key(memory.namespace, memory.coord)],
+            args=[lease, memory.to_json(), self._ttl],
         )
 
     async def set_many(self, memories: Sequence[Memory]) -> None:

@@ -1,0 +1,99 @@
+"""Connection-level limits for uvicorn's HTTP protocol, so no client pins the server for free.
+
+uvicorn bounds idle keep-alive (``timeout_keep_alive``) and concurrency (``limit_concurrency``),
+but with httptools it reads a request head of any size for as long as the client takes, and a
+body for as long as the client dribbles it. This protocol adds a head-size limit (431), a time
+limit for the head (from the connection or the request's first byte) and one for the body; a
+client over a time limit is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The numbers, from the settings."""
+
+    max_head_bytes: int
+    head_timeout_seconds: float
+    body_timeout_seconds: float
+
+
+def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
+    """An httptools protocol class that enforces ``limits`` (uvicorn's ``http=`` takes it)."""
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        _head_bytes = 0
+        _in_head = True
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm(limits.head_timeout_seconds)  # a connection that never sends a request
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_head and not self.transport.is_closing():
+                self._head_bytes += len(data)
+                if self._head_bytes > limits.max_head_bytes:
+                    self._refuse_head()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._head_bytes = True, 0
+            self._arm(limits.head_timeout_seconds)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._arm(limits.body_timeout_seconds)
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def _arm(self, seconds: float) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.logger.info("closing a connection that sent too slowly")
+                self.transport.close()
+
+        def _refuse_head(self) -> None:
+            body = b'{"detail":"request line and headers exceed %d bytes"}' % limits.max_head_bytes
+            self.transport.write(_TOO_LARGE % (len(body), body))
+            self.transport.close()
+
+    return BoundedHttpToolsProtocol
+
+
+def uvicorn_options(limits: HttpLimits, *, keepalive_seconds: float, concurrency: int) -> Any:
+    """The keyword arguments of ``uvicorn.Config`` that carry these limits."""
+    return {
+        "http": bounded_protocol(limits),
+        "timeout_keep_alive": keepalive_seconds,
+        "limit_concurrency": concurrency,
+    }
