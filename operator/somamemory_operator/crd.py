@@ -128,8 +128,18 @@ def spec_schema() -> Schema:
                 default={},
             ),
             "embeddings": _obj(
-                {"forceHash": _bool(False), "dim": _int(384, 2, 32768)},
+                {
+                    "forceHash": _bool(False)
+                    | {
+                        "description": "Deterministic hash embeddings instead of the image's "
+                        "local all-MiniLM-L6-v2 model: they match words, not meaning (tests "
+                        "only). false (the default) leaves SOMA_FORCE_HASH_EMBEDDINGS unset."
+                    },
+                    "dim": _int(384, 2, 32768)
+                    | {"description": "Dimension of hash embeddings; the local model's is 384."},
+                },
                 default={},
+                description="Embedder: the image's local model unless forceHash is true.",
             ),
             "memoryNamespace": {
                 "type": "string",

@@ -82,9 +82,11 @@ def settings_env(spec: dict[str, Any]) -> dict[str, str]:
         "SOMA_ENABLE_BATCH_UPSERT": str(spec["batching"]["enabled"]).lower(),
         "SOMA_BATCH_SIZE": str(spec["batching"]["size"]),
         "SOMA_BATCH_FLUSH_MS": str(spec["batching"]["flushMs"]),
-        "SOMA_FORCE_HASH_EMBEDDINGS": str(spec["embeddings"]["forceHash"]).lower(),
         "SOMA_EMBEDDING_DIM": str(spec["embeddings"]["dim"]),
     }
+    if spec["embeddings"]["forceHash"]:
+        # Only when asked: unset, the image's local model (all-MiniLM-L6-v2) embeds by meaning.
+        data["SOMA_FORCE_HASH_EMBEDDINGS"] = "true"
     if redis := spec.get("redis"):
         data |= {
             "REDIS_HOST": redis["host"],

@@ -42,6 +42,14 @@ def one(docs: list[Manifest], kind: str, name: str | None = None) -> Manifest:
     return found[0]
 
 
+def api_workload(docs: list[Manifest]) -> Manifest:
+    """The API's workload: the StatefulSet of the embedded default or the stateless Deployment."""
+    found = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    found = [d for d in found if d["metadata"]["name"] == f"{RELEASE}-somamemory"]
+    assert len(found) == 1, f"expected one API workload, found {[d['kind'] for d in found]}"
+    return found[0]
+
+
 def pod_spec(workload: Manifest) -> dict[str, Any]:
     """The pod spec of a Deployment, StatefulSet, Job or Pod."""
     spec = workload["spec"]

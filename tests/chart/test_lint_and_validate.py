@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.chart.helm import CHART, CI_VALUES, Manifest, run_helm
 from tests.support.k8s import validate_manifests
@@ -15,9 +16,12 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def test_the_ci_scenarios_cover_what_the_chart_promises() -> None:
-    assert {"defaults", "existing-secrets", "ha", "ingress", "monitoring", "quickstart"} <= set(
-        SCENARIOS
-    )
+    promised = {"defaults", "external", "existing-secrets", "ha", "ingress", "monitoring"}
+    assert promised | {"quickstart"} <= set(SCENARIOS)
+
+
+def test_the_defaults_scenario_is_the_chart_defaults() -> None:
+    assert yaml.safe_load((CHART / "ci" / "defaults-values.yaml").read_text()) in ({}, None)
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=[p.name for p in CI_VALUES])

@@ -1,4 +1,4 @@
-"""`somamemory migrate` runs as a Helm hook Job before the pods that need the schema."""
+"""With a PostgreSQL server, `somamemory migrate` runs as a Helm hook Job before the pods."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def secret_ref(job: Manifest) -> dict[str, str]:
 def test_migration_job_is_a_pre_install_pre_upgrade_hook(
     render: Callable[..., list[Manifest]],
 ) -> None:
-    job = one(render("defaults"), "Job")
+    job = one(render("external"), "Job")
     annotations = job["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
@@ -29,7 +29,7 @@ def test_migration_job_is_a_pre_install_pre_upgrade_hook(
 def test_hook_reads_the_url_from_a_secret_that_exists_before_install(
     render: Callable[..., list[Manifest]],
 ) -> None:
-    docs = render("defaults")
+    docs = render("external")
     ref = secret_ref(one(docs, "Job"))
     hook_secret = one(docs, "Secret", ref["name"])
     annotations = hook_secret["metadata"]["annotations"]
@@ -57,4 +57,13 @@ def test_with_the_trial_database_the_first_migration_runs_post_install(
 
 
 def test_migration_can_be_turned_off(render: Callable[..., list[Manifest]]) -> None:
-    assert not find(render("defaults", "migration.enabled=false"), "Job")
+    assert not find(render("external", "migration.enabled=false"), "Job")
+
+
+def test_the_embedded_postgresql_needs_no_hook(render: Callable[..., list[Manifest]]) -> None:
+    """`somamemory serve` migrates the embedded database itself, in the pod that owns it."""
+    docs = render("defaults")
+    assert not find(docs, "Job")
+    assert not [
+        s for s in find(docs, "Secret") if "helm.sh/hook" in s["metadata"].get("annotations", {})
+    ]

@@ -5,18 +5,27 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
-from tests.chart.helm import Manifest, find, one, pod_spec
+import pytest
+
+from tests.chart.helm import Manifest, api_workload, find, one, pod_spec
 
 
 def decoded(secret: Manifest) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
-def test_defaults_make_no_optional_objects(render: Callable[..., list[Manifest]]) -> None:
-    kinds = {d["kind"] for d in render("defaults")}
-    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "StatefulSet"}
+@pytest.mark.parametrize("scenario", ["defaults", "external"])
+def test_defaults_make_no_optional_objects(
+    render: Callable[..., list[Manifest]], scenario: str
+) -> None:
+    docs = render(scenario)
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
     assert not kinds & {"ServiceMonitor", "PrometheusRule"}
-    assert one(render("defaults"), "Deployment")["spec"]["replicas"] == 1
+    assert [d["metadata"]["name"] for d in find(docs, "StatefulSet")] == (
+        ["soma-somamemory"] if scenario == "defaults" else []
+    )
+    assert api_workload(docs)["spec"]["replicas"] == 1
 
 
 def test_a_token_is_generated_when_none_is_given(render: Callable[..., list[Manifest]]) -> None:

