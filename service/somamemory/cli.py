@@ -8,9 +8,11 @@ import contextlib
 import json
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from pydantic import SecretStr
 
 from .errors import StartupError
@@ -41,9 +43,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, whose exit says whether every backend closed.
 
+    After a graceful stop on a signal uvicorn re-raises the signal, so the process ends as if
+    killed by it (the convention). When a backend failed to close (an embedded PostgreSQL may
+    still run), the signal is not re-raised and ``serve`` exits 1 instead.
+    """
+
+    @property
+    def shutdown_failed(self) -> bool:
+        return bool(getattr(getattr(self, "lifespan", None), "shutdown_failed", False))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            if self.shutdown_failed:
+                self._captured_signals.clear()
+
+
+def serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .http_limits import HttpLimits, uvicorn_options
 
@@ -77,9 +97,9 @@ def serve(args: argparse.Namespace) -> int:
             concurrency=settings.http_max_concurrency,
         ),
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
-    return 0 if server.started else 1
+    return 0 if server.started and not server.shutdown_failed else 1
 
 
 def migrate(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from .errors import InvalidCoordinate
 
 MAX_DIMENSIONS = 64
 MAX_COORD_CHARS = 4096
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII only
 
 
 def parse_coord(text: str) -> tuple[float, ...]:

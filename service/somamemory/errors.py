@@ -38,3 +38,7 @@ class EmbeddingUnavailable(BackendUnavailable):
 
     def __init__(self, reason: str) -> None:
         super().__init__("embeddings", reason)
+
+
+class ShutdownIncomplete(SomaError):
+    """A backend failed to close (an embedded PostgreSQL may still be running)."""

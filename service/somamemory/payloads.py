@@ -28,9 +28,15 @@ def _check_strings(value: Any, depth: int = 0) -> None:
 def validate_payload(payload: dict[str, Any], max_bytes: int) -> int:
     """Refuse what PostgreSQL's JSONB or the size limit would refuse; return the size in bytes."""
     try:
-        size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:
         raise InvalidInput("payload contains NaN or Infinity, which JSON does not allow") from exc
+    try:
+        size = len(text.encode())  # UTF-8 bytes, as stored: é counts 2, not 6 (\u00e9)
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            "payload contains a lone surrogate (e.g. \\ud800), which is not valid Unicode"
+        ) from exc
     if size > max_bytes:
         raise PayloadTooLarge(
             f"payload is {size} bytes; the limit is {max_bytes} (SOMA_MAX_PAYLOAD_BYTES)"

@@ -81,14 +81,22 @@ def prepare(
     return NewMemory(namespace, key, memory_type, payload, importance, vector)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_vector(vector: Sequence[float], dim: int) -> list[float]:
     if len(vector) != dim:
         raise InvalidInput(
             f"vector has {len(vector)} dimensions; this service stores {dim}-dimensional vectors"
         )
-    if not any(vector):
+    values = [float(x) for x in vector]
+    if not all(math.isfinite(x) and abs(x) <= FLOAT32_MAX for x in values):
+        raise InvalidInput(f"vector values must be finite and within +-{FLOAT32_MAX:.4g} (float32)")
+    norm = math.sqrt(math.fsum(x * x for x in values))
+    if norm == 0.0:
         raise InvalidInput("vector must not be all zeros (cosine similarity needs a length)")
-    return [float(x) for x in vector]
+    # unit length: cosine is unchanged, and float32 arithmetic in the vector store cannot overflow
+    return [x / norm for x in values]
 
 
 class WritePath:

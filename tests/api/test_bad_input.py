@@ -136,3 +136,78 @@ def test_a_request_body_over_the_limit_is_refused_before_it_is_read(
         response = small.post("/memories", json=body, headers=auth)
         assert response.status_code == 413
         assert small.get("/memories/1", headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/memories", '{"coord": "1", "payload": {}, "importance": NaN}'),
+        ("/memories", '{"coord": "1", "payload": {}, "importance": Infinity}'),
+        ("/memories", '{"coord": "1", "payload": {}, "vector": [NaN]}'),
+        ("/memories/search", '{"query": "x", "top_k": NaN}'),
+        ("/memories/search", '{"query": "x", "top_k": -Infinity}'),
+        ("/memories/batch", '{"items": [], "atomic": NaN}'),
+        ("/memories", '{"coord": "1", "payload": {}, "memory_type": "\\ud800"}'),
+    ],
+)
+def test_non_finite_numbers_and_lone_surrogates_in_the_schema_are_422_not_500(
+    client: TestClient, headers: dict[str, str], path: str, raw: str
+) -> None:
+    response = client.post(
+        path, content=raw, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert isinstance(response.json()["detail"], list)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"coord": "1", "payload": {"text": "\\ud800"}}', "surrogate"),
+        ('{"coord": "1", "payload": {}, "vector": ' + str([1e39] * DIM) + "}", "float32"),
+    ],
+)
+def test_values_the_stores_cannot_hold_are_400(
+    client: TestClient, headers: dict[str, str], raw: str, reason: str
+) -> None:
+    response = client.post(
+        "/memories", content=raw, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["detail"]
+
+
+def test_a_vector_near_the_float32_limit_still_scores(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    huge = [3.0e38] * DIM
+    stored = client.post(
+        "/memories", json={"coord": "8", "payload": {"text": "x"}, "vector": huge}, headers=headers
+    )
+    assert stored.status_code == 200, stored.text
+    hits = client.post(
+        "/memories/search", json={"vector": huge, "top_k": 1}, headers=headers
+    ).json()["memories"]
+    assert hits[0]["coord"] == "8.0" and hits[0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+# Arabic-Indic, fullwidth and superscript digits
+@pytest.mark.parametrize("coord", ["\u0661,\u0662", "\uff11", "1,\u00b2"])
+def test_coordinates_are_ascii_decimal_numbers(
+    client: TestClient, headers: dict[str, str], coord: str
+) -> None:
+    response = client.post("/memories", json={"coord": coord, "payload": {}}, headers=headers)
+    assert response.status_code == 400
+    assert "decimal number" in response.json()["detail"]
+
+
+def test_the_payload_limit_counts_utf8_bytes(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(max_payload_bytes=1000, force_hash_embeddings=True)  # not meaning
+    with TestClient(create_app(settings)) as small:
+        auth = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "utf8"}
+        fits = {"coord": "1", "payload": {"text": "é" * 450}}  # 900 bytes, 2,700 escaped
+        assert small.post("/memories", json=fits, headers=auth).status_code == 200
+        over = {"coord": "2", "payload": {"text": "é" * 520}}
+        assert small.post("/memories", json=over, headers=auth).status_code == 413

@@ -17,9 +17,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from somamemory.app import create_app
-from somamemory.settings import Settings
-
 from ..conftest import TOKEN
 
 CHECKS = [
@@ -30,8 +27,18 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-# The schema is the app's own; requests go through the session's running app (real backends).
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(api_token="x")))
+
+@pytest.fixture(scope="session")
+def api_schema(client: TestClient) -> schemathesis.BaseSchema:
+    """The running app's own schema (the session's app, on the real backends).
+
+    Loaded from the app the suite already runs: loading it from a new app would start that
+    app's backends (an embedded PostgreSQL in the working directory) just to read a document.
+    """
+    return schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @pytest.fixture(params=["authorized", "anonymous"])

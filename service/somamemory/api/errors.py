@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..errors import (
@@ -47,7 +51,33 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; the service log has the details"}, 500)
 
 
+def _json_safe(value: Any) -> Any:
+    """A value any JSON encoder takes: non-finite floats and odd objects become text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """422 with FastAPI's shape, safe to encode whatever the client sent (NaN, surrogates)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: _json_safe(part) for key, part in error.items() if key != "url"}
+        for error in exc.errors()
+    ]
+    # ASCII escapes: a lone surrogate echoed back cannot be encoded as UTF-8
+    body = json.dumps({"detail": errors}, ensure_ascii=True, allow_nan=False)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(SomaError, _soma_error)
     app.add_exception_handler(Exception, _unexpected)
 

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pymilvus import DataType, MilvusClient
@@ -62,6 +63,14 @@ _INDEX_PARAMS: dict[str, dict[str, int]] = {
     "IVF_FLAT": {"nlist": 1024},
     "IVF_SQ8": {"nlist": 1024},
 }
+
+
+def _make_private(path: Path) -> None:
+    """milvus-lite's files hold every tenant's vectors and filterable fields: owner only."""
+    if path.exists():
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        for child in path.rglob("*"):
+            child.chmod(0o700 if child.is_dir() else 0o600)
 
 
 def _upsert_misroutes(server_version: str) -> bool:
@@ -141,6 +150,8 @@ class MilvusVectorStore:
             store._split_upserts = _upsert_misroutes(version)
             log.info("Milvus server %s (split upserts: %s)", version, store._split_upserts)
         store._ensure_collection()
+        if store.is_lite:
+            _make_private(Path(uri))
         return store
 
     def _ensure_collection(self) -> None:
