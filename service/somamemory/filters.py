@@ -18,10 +18,20 @@ from .stores.milvus import MAX_FILTER_STRING, milvus_string
 MAX_FIELD_NAME = 256
 MAX_IN_VALUES = 100
 MAX_FILTERS = 32
+# The cost of a search grows with every comparison Milvus evaluates per candidate: bound them all.
+MAX_FILTER_VALUES = 256
 
 
 def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _literal(field: str, value: Any) -> str:
@@ -43,6 +53,8 @@ def _literal(field: str, value: Any) -> str:
             )
         if _has_control(value):
             raise InvalidInput(f"filter {field!r}: value contains control characters")
+        if not _is_unicode(value):
+            raise InvalidInput(f"filter {field!r}: value contains a lone surrogate")
         return milvus_string(value)
     raise InvalidInput(
         f"filter {field!r}: values must be strings, numbers, booleans or a list of them"
@@ -89,8 +101,18 @@ def build_filter(
             return None  # asked for two disjoint sets of types
     if types:
         clauses.append(f"memory_type in [{', '.join(milvus_string(t) for t in types)}]")
+    total = sum(len(value) if isinstance(value, list) else 1 for value in filters.values())
+    if total > MAX_FILTER_VALUES:
+        raise InvalidInput(
+            f"filters name {total} values in all; at most {MAX_FILTER_VALUES} are allowed"
+        )
     for field, value in filters.items():
-        if not field or len(field) > MAX_FIELD_NAME or _has_control(field):
+        if (
+            not field
+            or len(field) > MAX_FIELD_NAME
+            or _has_control(field)
+            or not _is_unicode(field)
+        ):
             raise InvalidInput(
                 f"filter field names must be 1-{MAX_FIELD_NAME} printable characters"
             )

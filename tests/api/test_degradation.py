@@ -113,5 +113,12 @@ def test_no_token_refuses_to_start_unless_explicitly_unauthenticated_on_loopback
     with pytest.raises(StartupError, match="SOMA_API_TOKEN"):
         create_app(make_settings(api_token=None, allow_unauthenticated=True, host="0.0.0.0"))
     app = create_app(make_settings(api_token=None, allow_unauthenticated=True))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost:10101") as client:
         assert client.get("/stats", headers={"X-Soma-Namespace": "open"}).status_code == 200
+        for host in ("127.0.0.1:10101", "[::1]:10101", "LOCALHOST"):
+            assert client.get("/healthz", headers={"Host": host}).status_code == 200
+        # DNS rebinding: another site's name resolving to 127.0.0.1 gets nothing
+        for host in ("evil.example", "evil.example:10101", "localhost.evil.example", ""):
+            refused = client.get("/stats", headers={"Host": host})
+            assert refused.status_code == 421, host
+            assert "localhost" in refused.json()["detail"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -183,12 +185,18 @@ def test_search_by_own_vector(client: TestClient, headers: dict[str, str]) -> No
         ({"query": "x", "filters": {"k": "a\nb"}}, 400, "control"),
         ({"query": "x", "filters": {"memory_type": "procedural"}}, 400, "memory_type"),
         ({"query": "x", "filters": {"k": 2**60}}, 400, "2**53"),
+        ({"query": "x", "filters": {f"f{i}": list(range(100)) for i in range(3)}}, 400, "256"),
+        ({"query": "x", "filters": {"k": "\ud800"}}, 400, "surrogate"),
+        ({"query": "x", "filters": {"\udfff": "v"}}, 400, "field names"),
         ({"query": "x", "memory_type": "procedural"}, 422, ""),
     ],
 )
 def test_bad_searches_are_4xx_with_the_reason(
     client: TestClient, headers: dict[str, str], body: dict, status: int, reason: str
 ) -> None:
-    response = client.post("/memories/search", json=body, headers=headers)
+    raw = json.dumps(body)  # ASCII escapes, so a lone surrogate travels as a client sends it
+    response = client.post(
+        "/memories/search", content=raw, headers={**headers, "Content-Type": "application/json"}
+    )
     assert response.status_code == status, response.text
     assert reason in response.text

@@ -15,6 +15,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .deps import token_problem
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+LOOPBACK_HOSTS = frozenset({b"localhost", b"127.0.0.1", b"[::1]"})
+
+
+def _host_name(host: bytes) -> bytes:
+    """The Host header without its port: ``localhost:10101`` -> ``localhost``."""
+    if host.startswith(b"["):
+        return host.split(b"]", 1)[0] + b"]"
+    return host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+
+
+async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    start_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class AuthGate:
@@ -26,22 +45,21 @@ class AuthGate:
         self.public = PUBLIC_PATHS | ({"/metrics"} if public_metrics else set())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.token is not None and scope["path"] not in self.public:
-            header = dict(scope["headers"]).get(b"authorization")
-            problem = token_problem(header, self.token)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self.token is None:
+            # unauthenticated mode serves loopback only: a page on another site that resolves
+            # its own name to 127.0.0.1 (DNS rebinding) must not reach the memories
+            host = headers.get(b"host", b"")
+            if _host_name(host.lower()) not in LOOPBACK_HOSTS:
+                detail = "without a token this service answers only to localhost, 127.0.0.1, [::1]"
+                await _refuse(send, 421, detail, [])
+                return
+        elif scope["path"] not in self.public:
+            problem = token_problem(headers.get(b"authorization"), self.token)
             if problem is not None:
-                body = json.dumps({"detail": problem}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _refuse(send, 401, problem, [(b"www-authenticate", b"Bearer")])
                 return
         await self.app(scope, receive, send)
