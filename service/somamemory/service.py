@@ -23,6 +23,7 @@ from .stores import Cache, CacheLookup, KeyValueStore, Locks, VectorStore
 from .writes import TRANSIENT, WritePath, Written, backend, check_vector, prepare
 
 log = logging.getLogger(__name__)
+VERSIONS_PAGE_BYTES = 8 * 1_048_576
 
 
 class MemoryService:
@@ -102,13 +103,28 @@ class MemoryService:
             await self._cache_fill(memory, cached.lease)
         return memory.to_json().encode()
 
-    async def memory_versions(self, namespace: str, coord: str) -> list[Memory]:
+    async def memory_versions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int = 100
+    ) -> tuple[str, list[Memory], int | None]:
+        """One page of versions newer than ``after``, oldest first: (coord, page, next cursor).
+
+        A page holds at most ``limit`` versions and, past the first, stops near
+        ``VERSIONS_PAGE_BYTES`` of JSON, so large memories cannot make a huge answer.
+        """
         key = normalize_coord(coord)
         async with backend(self.store.name):
-            history = await self.store.versions(namespace, key)
-        if not history:
+            history = await self.store.versions(namespace, key, after=after, limit=limit + 1)
+        if not history and after == 0:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
-        return history
+        page: list[Memory] = []
+        size = 0
+        for memory in history[:limit]:
+            size += len(memory.to_json())
+            if page and size > VERSIONS_PAGE_BYTES:
+                break
+            page.append(memory)
+        more = len(page) < len(history)
+        return key, page, (page[-1].version if more and page else None)
 
     async def delete_memory(self, namespace: str, coord: str) -> tuple[str, bool]:
         """Delete a memory, its versions, its cache entry and its vector; idempotent."""

@@ -154,3 +154,24 @@ def test_timestamps_read_the_same_on_every_route(
     for field in ("created_at", "updated_at"):
         assert cached[field] == canonical[field] == versions[-1][field]
         assert cached[field].endswith("Z"), cached[field]
+
+
+def test_versions_come_a_page_at_a_time(client: TestClient, headers: dict[str, str]) -> None:
+    for n in range(7):
+        _store(client, headers, "3,3", payload={"text": f"edit {n}"})
+    seen, after = [], 0
+    while True:
+        page = client.get(
+            "/memories/3,3/versions", params={"after": after, "limit": 3}, headers=headers
+        ).json()
+        assert len(page["versions"]) <= 3
+        seen += [v["version"] for v in page["versions"]]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert seen == [1, 2, 3, 4, 5, 6, 7]
+    everything = client.get("/memories/3,3/versions", headers=headers).json()
+    assert [v["payload"]["text"] for v in everything["versions"]][-1] == "edit 6"
+    assert everything["next_after"] is None
+    too_many = client.get("/memories/3,3/versions", params={"limit": 5000}, headers=headers)
+    assert too_many.status_code == 422

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from .deps import Authorized, Namespace, Service
 from .errors import responses
@@ -51,11 +53,19 @@ async def get_memory(coord: str, namespace: Namespace, service: Service) -> Resp
     response_model=VersionsResponse,
     responses=responses(400, 401, 404, 503),
 )
-async def memory_versions(coord: str, namespace: Namespace, service: Service) -> VersionsResponse:
-    """Every version of a memory, oldest first."""
-    history = await service.memory_versions(namespace, coord)
+async def memory_versions(
+    coord: str,
+    namespace: Namespace,
+    service: Service,
+    after: Annotated[int, Query(ge=0, description="Only versions newer than this one.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many versions.")] = 100,
+) -> VersionsResponse:
+    """The versions of a memory, oldest first, a page at a time (follow ``next_after``)."""
+    key, page, next_after = await service.memory_versions(
+        namespace, coord, after=after, limit=limit
+    )
     return VersionsResponse(
-        coord=history[-1].coord, versions=[MemoryOut.of(memory) for memory in history]
+        coord=key, versions=[MemoryOut.of(memory) for memory in page], next_after=next_after
     )
 
 

@@ -67,7 +67,10 @@ class MemoryResponse(BaseModel):
 
 class VersionsResponse(BaseModel):
     coord: str
-    versions: list[MemoryOut] = Field(description="Every stored version, oldest first.")
+    versions: list[MemoryOut] = Field(description="Stored versions, oldest first (one page).")
+    next_after: int | None = Field(
+        None, description="More versions follow: ask again with ?after=<this>; null at the end."
+    )
 
 
 class DeleteResponse(BaseModel):
@@ -90,6 +93,12 @@ class BackendHealth(BaseModel):
     detail: str | None = None
 
 
+class EmbedderHealth(BaseModel):
+    kind: str = Field(description="onnx, sentence-transformers, openai or hash.")
+    model: str | None = Field(description="The model's name (None for the hash embedder).")
+    dim: int
+
+
 class HealthResponse(BaseModel):
     kv_store: bool
     vector_store: bool
@@ -109,6 +118,7 @@ class HealthResponse(BaseModel):
         default_factory=list, description="A few parked entries with their last error."
     )
     backends: dict[str, BackendHealth]
+    embedder: EmbedderHealth = Field(description="The embedder in force for texts.")
 
 
 class ProbeResponse(BaseModel):

@@ -60,8 +60,11 @@ class InProcessStore:
         found = {coord: self._versions.get((namespace, coord)) for coord in coords}
         return {coord: history[-1] for coord, history in found.items() if history}
 
-    async def versions(self, namespace: str, coord: str) -> list[Memory]:
-        return list(self._versions.get((namespace, coord), []))
+    async def versions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> list[Memory]:
+        newer = [m for m in self._versions.get((namespace, coord), []) if m.version > after]
+        return newer if limit is None else newer[:limit]
 
     async def delete(self, namespace: str, coord: str) -> bool:
         async with self._lock:

@@ -61,7 +61,8 @@ FROM memories WHERE namespace = $1 AND coord = ANY($2::text[])
 
 _VERSIONS = """
 SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
-FROM memory_versions WHERE namespace = $1 AND coord = $2 ORDER BY version
+FROM memory_versions WHERE namespace = $1 AND coord = $2 AND version > $3
+ORDER BY version LIMIT $4
 """
 
 _DELETE = """
@@ -183,8 +184,11 @@ class PostgresStore:
         rows = await self._pool.fetch(_GET_MANY, namespace, list(coords))
         return {row["coord"]: _memory(row) for row in rows}
 
-    async def versions(self, namespace: str, coord: str) -> list[Memory]:
-        return [_memory(row) for row in await self._pool.fetch(_VERSIONS, namespace, coord)]
+    async def versions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> list[Memory]:
+        rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit)
+        return [_memory(row) for row in rows]
 
     async def delete(self, namespace: str, coord: str) -> bool:
         removed = await self._pool.fetchval(_DELETE, namespace, coord)

@@ -29,8 +29,11 @@ class KeyValueStore(Protocol):
         """The live memories among ``coords``, by coord (missing ones left out)."""
         ...
 
-    async def versions(self, namespace: str, coord: str) -> list[Memory]:
-        """Every stored version, oldest first; empty when the memory does not exist."""
+    async def versions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> list[Memory]:
+        """Stored versions newer than ``after``, oldest first, at most ``limit`` of them; empty
+        when the memory does not exist."""
         ...
 
     async def delete(self, namespace: str, coord: str) -> bool:

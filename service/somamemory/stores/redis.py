@@ -195,8 +195,12 @@ class RedisStore:
             raws = await pipe.execute()
         return {c: Memory.from_json(raw) for c, raw in zip(coords, raws, strict=True) if raw}
 
-    async def versions(self, namespace: str, coord: str) -> list[Memory]:
-        raws = await self._client.lrange(self._versions_key(namespace, coord), 0, -1)
+    async def versions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> list[Memory]:
+        # the list holds versions 1, 2, 3 ... in order: version v sits at index v - 1
+        stop = -1 if limit is None else after + limit - 1
+        raws = await self._client.lrange(self._versions_key(namespace, coord), after, stop)
         return [Memory.from_json(raw) for raw in raws]
 
     async def delete(self, namespace: str, coord: str) -> bool:
