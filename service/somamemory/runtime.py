@@ -64,11 +64,12 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             outbox=backends.outbox,
             embedder=backends.embedder,
             metrics=metrics,
+            locks=backends.locks,
         )
         batcher: Batcher[NewMemory, Written] | None = None
         if settings.enable_batch_upsert:
             batcher = Batcher(
-                writes.write,
+                writes.write_in_order,
                 size=settings.batch_size,
                 flush_ms=settings.batch_flush_ms,
                 on_flush=metrics.observe_batch,

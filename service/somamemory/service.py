@@ -69,7 +69,32 @@ class MemoryService:
         With batching on, the write joins the current group commit; otherwise it is written
         alone under the coordinate's lock (so its vector cannot be overtaken by an older one).
         """
-        new = prepare(
+        new = self.prepare(
+            namespace,
+            coord,
+            payload,
+            memory_type=memory_type,
+            importance=importance,
+            vector=vector,
+        )
+        if self.batcher is not None:
+            written = await self.batcher.submit(new)
+        else:
+            (written,) = await self.writes.write_in_order([new])
+        return written.memory, written.indexed
+
+    def prepare(
+        self,
+        namespace: str,
+        coord: str,
+        payload: dict[str, Any],
+        *,
+        memory_type: MemoryType = "episodic",
+        importance: float = 0.0,
+        vector: Sequence[float] | None = None,
+    ) -> NewMemory:
+        """Validate one write for this service (400/413 on bad input)."""
+        return prepare(
             namespace,
             coord,
             payload,
@@ -79,12 +104,10 @@ class MemoryService:
             max_payload_bytes=self.max_payload_bytes,
             dim=self.embedder.dim,
         )
-        if self.batcher is not None:
-            written = await self.batcher.submit(new)
-        else:
-            async with backend(self.locks.name), self.locks.hold(f"{namespace}:{new.coord}"):
-                (written,) = await self.writes.write([new])
-        return written.memory, written.indexed
+
+    async def store_many(self, news: Sequence[NewMemory]) -> list[Written]:
+        """Write prepared memories in one transaction, in order with every other write."""
+        return await self.writes.write_in_order(news) if news else []
 
     async def get_memory_json(self, namespace: str, coord: str) -> bytes:
         """The live memory as JSON: from the cache, else from the store (filling the cache).

@@ -27,7 +27,7 @@ from .gate import Gate
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory
 from .payloads import validate_payload
-from .stores import Cache, KeyValueStore, VectorStore
+from .stores import Cache, KeyValueStore, Locks, VectorStore
 from .stores.outbox import Outbox, PendingVector
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,9 @@ class WritePath:
         outbox: Outbox,
         embedder: Embedder,
         metrics: Metrics,
+        locks: Locks,
     ) -> None:
+        self.locks = locks
         self.store = store
         self.cache = cache
         self.vectors = vectors
@@ -123,9 +125,25 @@ class WritePath:
         # their outbox entries are cleared only after the next flush
         self._unflushed: list[PendingVector] = []
 
+    async def write_in_order(self, news: Sequence[NewMemory]) -> list[Written]:
+        """``write`` holding the lock of every coordinate involved (all at once).
+
+        Single writes, group commits and ``/memories/batch`` all come through here, on every
+        replica, so two writes to one coordinate commit and index in the same order: the
+        vector that stays is the one of the last commit.
+        """
+        embeddings = await self.embed(news)  # the slow part, outside the locks
+        keys = [f"{new.namespace}:{new.coord}" for new in news]
+        async with backend(self.locks.name), self.locks.hold_many(keys):
+            return await self._commit_and_index(news, embeddings)
+
     async def write(self, news: Sequence[NewMemory]) -> list[Written]:
         """Commit all of ``news`` in one transaction (in order), then index them."""
-        embeddings = await self.embed(news)
+        return await self._commit_and_index(news, await self.embed(news))
+
+    async def _commit_and_index(
+        self, news: Sequence[NewMemory], embeddings: list[list[float]]
+    ) -> list[Written]:
         async with self.gate.passage(), backend(self.store.name):
             memories = await self.store.put_many(news)
         await self._cache_set(memories)

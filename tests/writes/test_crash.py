@@ -28,9 +28,10 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         proc.terminate()
 
 
-async def _load(url: str, headers: dict[str, str], seconds: float) -> dict[str, str]:
-    """Write from 32 concurrent clients until killed; return what was acknowledged."""
-    acknowledged: dict[str, str] = {}
+async def _load(
+    url: str, headers: dict[str, str], seconds: float, acknowledged: dict[str, str]
+) -> dict[str, str]:
+    """Write from 32 concurrent clients until killed, recording what was acknowledged."""
     stop = time.monotonic() + seconds
 
     async def writer(worker: int, client: httpx.AsyncClient) -> None:
@@ -67,8 +68,11 @@ def test_no_acknowledged_write_is_lost_when_the_service_is_killed(
     headers = first.headers()
 
     async def load_then_kill() -> dict[str, str]:
-        loading = asyncio.create_task(_load(first.url, headers, seconds=20))
-        await asyncio.sleep(2.5)
+        acknowledged: dict[str, str] = {}
+        loading = asyncio.create_task(_load(first.url, headers, 60, acknowledged))
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # until the load is well under way
         first.process.send_signal(stop_signal)  # mid-load
         return await loading
 

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 
 from ..errors import InvalidCoordinate, InvalidInput, PayloadTooLarge
 from ..models import NewMemory
-from ..writes import prepare
 from .deps import Authorized, Namespace, Service
 from .errors import responses
 from .schemas import BatchItemResult, BatchRejected, BatchRequest, BatchResponse, StoreRequest
@@ -48,15 +47,13 @@ async def store_batch(
     for index, raw in enumerate(body.items):
         try:
             item = StoreRequest.model_validate(raw)
-            new = prepare(
+            new = service.prepare(
                 namespace,
                 item.coord,
                 item.payload,
                 memory_type=item.memory_type,
                 importance=item.importance,
                 vector=item.vector,
-                max_payload_bytes=service.max_payload_bytes,
-                dim=service.embedder.dim,
             )
         except ValidationError as exc:
             results.append(BatchItemResult(index=index, status=422, detail=_first_error(exc)))
@@ -76,7 +73,7 @@ async def store_batch(
             results=sorted(results + not_written, key=lambda r: r.index),
         )
         return JSONResponse(rejected.model_dump(), status_code=400)
-    written = await service.writes.write([new for _, new in valid]) if valid else []
+    written = await service.store_many([new for _, new in valid])
     for (index, _), done in zip(valid, written, strict=True):
         results.append(
             BatchItemResult(

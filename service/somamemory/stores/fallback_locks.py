@@ -8,8 +8,8 @@ mutual exclusion is then per process only) and uses Redis again as soon as it an
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.exceptions
 
@@ -35,14 +35,20 @@ class FallbackLocks:
         self._primary = primary
         self._fallback = fallback
 
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self.hold_many([key])
+
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        held = self._primary.hold(key)
+    async def hold_many(self, keys: Sequence[str]) -> AsyncIterator[None]:
+        held = self._primary.hold_many(keys)
         try:
             await held.__aenter__()
         except _REDIS_DOWN:
-            log.warning("Redis does not answer: in-process lock for %s (this replica only)", key)
-            async with self._fallback.hold(key):
+            log.warning(
+                "Redis does not answer: in-process locks for %d key(s) (this replica only)",
+                len(keys),
+            )
+            async with self._fallback.hold_many(keys):
                 yield
             return
         try:
@@ -51,4 +57,4 @@ class FallbackLocks:
             try:
                 await held.__aexit__(None, None, None)
             except (*_REDIS_DOWN, redis.exceptions.LockError):
-                log.warning("Redis lock %s not released; it expires on its own", key)
+                log.warning("Redis locks not released; they expire on their own")

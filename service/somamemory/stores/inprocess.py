@@ -7,6 +7,7 @@ locks only exclude within it: the factory logs a warning whenever one is chosen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import OrderedDict
@@ -180,11 +181,22 @@ class InProcessLocks:
     def __init__(self) -> None:
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
-        async with lock:
+        return lock
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        async with self._lock(key):
+            yield
+
+    @asynccontextmanager
+    async def hold_many(self, keys: Sequence[str]) -> AsyncIterator[None]:
+        # one global order of acquisition: two holders of overlapping sets cannot deadlock
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted(set(keys)):
+                await stack.enter_async_context(self._lock(key))
             yield

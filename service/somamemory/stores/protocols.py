@@ -95,6 +95,10 @@ class Locks(Protocol):
 
     def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
 
+    def hold_many(self, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Hold every key at once (all or none at each attempt, so holders never deadlock)."""
+        ...
+
 
 class VectorStore(Protocol):
     """One vector per live memory, searchable by similarity."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -104,8 +106,35 @@ class RedisCache:
         await self._client.aclose()
 
 
+# All or nothing: set every key to the holder's token only if none is held; release only the
+# keys that still carry the token (an expired lock taken over by another holder stays theirs).
+_ACQUIRE_ALL = """
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+_RELEASE_ALL = """
+local released = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    released = released + 1
+  end
+end
+return released
+"""
+
+
 class RedisLocks:
-    """Redis locks with a timeout, so a crashed holder cannot block a key forever."""
+    """Redis locks with a timeout, so a crashed holder cannot block a key forever.
+
+    Every key is held the same way (a token under ``{prefix}:lock:{key}``), so a holder of one
+    key and a holder of many exclude each other across replicas.
+    """
 
     name = "redis"
 
@@ -113,20 +142,30 @@ class RedisLocks:
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
+        self._acquire = client.register_script(_ACQUIRE_ALL)
+        self._release = client.register_script(_RELEASE_ALL)
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self.hold_many([key])
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._client.lock(
-            f"{self._prefix}:lock:{key}",
-            timeout=self._timeout,
-            blocking_timeout=self._timeout,
-        )
-        if not await lock.acquire():
-            raise BackendUnavailable("redis", f"lock {key!r} not acquired in {self._timeout}s")
+    async def hold_many(self, keys: Sequence[str]) -> AsyncIterator[None]:
+        names = [f"{self._prefix}:lock:{key}" for key in sorted(set(keys))]
+        token = secrets.token_hex(16)
+        expire_ms = int(self._timeout * 1000)
+        deadline = time.monotonic() + self._timeout
+        delay = 0.001
+        while not await self._acquire(keys=names, args=[token, expire_ms]):
+            if time.monotonic() >= deadline:
+                raise BackendUnavailable(
+                    "redis", f"{len(names)} lock(s) not acquired in {self._timeout}s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
         try:
             yield
         finally:
-            await lock.release()
+            await self._release(keys=names, args=[token])
 
 
 class RedisStore:
