@@ -9,8 +9,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from somamemory.schema import sqlalchemy_url
 from somamemory.settings import Settings
+from somamemory.stores.tables import metadata
 
 config = context.config
+
+# What autogenerate and `alembic check` compare the database with: columns, types, nullability,
+# server defaults and indexes (Alembic does not compare CHECK constraints).
+_COMPARE = {"target_metadata": metadata, "compare_type": True, "compare_server_default": True}
 
 
 def _url() -> str:
@@ -19,13 +24,13 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=None, literal_binds=True)
+    context.configure(url=_url(), literal_binds=True, **_COMPARE)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_sync(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    context.configure(connection=connection, transaction_per_migration=True, **_COMPARE)
     with context.begin_transaction():
         context.run_migrations()
 
