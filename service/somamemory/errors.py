@@ -22,11 +22,42 @@ class MemoryNotFound(SomaError):
 
 
 class BackendUnavailable(SomaError):
-    """A backend the request needs cannot be reached (503)."""
+    """A backend the request needs cannot be reached (503).
+
+    Each store raises it for its own driver's connection failures, so nothing above ``stores/``
+    needs to know which driver failed or how.
+    """
 
     def __init__(self, backend: str, reason: str) -> None:
         super().__init__(f"{backend} is unavailable: {reason}")
         self.backend = backend
+        self.reason = reason
+
+
+class LockTimeout(BackendUnavailable):
+    """Locks others hold were not released in time (503): the lock service answers, so falling
+    back to other locks would break mutual exclusion."""
+
+
+class BackendRefused(SomaError):
+    """A backend answered but refused what it was given (a row or a query it cannot take).
+
+    Not an outage: the same input fails the same way again. The vector store raises it, so the
+    write path and the reconciler set the refused entry aside instead of waiting for a recovery.
+    """
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} refused the request: {reason}")
+        self.backend = backend
+        self.reason = reason
+
+
+def cause_text(exc: BaseException) -> str:
+    """``"Type: message"`` of the driver error behind a domain error (or of ``exc`` itself), for
+    logs, ``/health`` and the outbox's ``last_error``."""
+    cause = exc.__cause__ if isinstance(exc, BackendUnavailable | BackendRefused) else None
+    shown = cause or exc
+    return f"{type(shown).__name__}: {shown}"
 
 
 class StartupError(SomaError):

@@ -14,10 +14,12 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from .embeddings import Embedder, text_of
+from .errors import BackendRefused, cause_text
+from .live import LiveStores
 from .metrics import Metrics
 from .models import Memory
-from .stores import KeyValueStore, VectorStore
-from .stores.outbox import Outbox, PendingVector
+from .stores import VectorStore
+from .stores.outbox import PendingVector
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
@@ -29,8 +31,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        store: KeyValueStore,
-        outbox: Outbox,
+        live: LiveStores,
         vectors: VectorStore,
         embedder: Embedder,
         metrics: Metrics,
@@ -40,17 +41,11 @@ class Reconciler:
     ) -> None:
         self._grace = grace_seconds
         self._settle_written = settle
-        self._store = store
-        self._outbox = outbox
+        self._live = live  # the store and outbox in use (failover switches them)
         self._vectors = vectors
         self._embedder = embedder
         self._metrics = metrics
         self._batch_size = batch_size
-
-    def use(self, store: KeyValueStore, outbox: Outbox) -> None:
-        """Reconcile from other stores from now on (a mode switch)."""
-        self._store = store
-        self._outbox = outbox
 
     async def run_once(self) -> int:
         """Settle one batch of the outbox; return how many entries it handled.
@@ -59,18 +54,18 @@ class Reconciler:
         refuses are isolated and backed off alone (see ``_settle``), so one tenant's bad entry
         never holds back another's backlog. Only an unreachable vector store ends the round.
         """
-        due = await self._outbox.due(self._batch_size, self._grace)
+        due = await self._live.outbox.due(self._batch_size, self._grace)
         by_namespace: dict[str, list[PendingVector]] = defaultdict(list)
         for entry in due:
             by_namespace[entry[0]].append(entry)
         for namespace, entries in by_namespace.items():
             await self._settle(namespace, entries)
-        self._metrics.reconcile_backlog.set(await self._outbox.backlog())
-        self._metrics.reconcile_parked.set((await self._outbox.parked(examples=0)).count)
+        self._metrics.reconcile_backlog.set(await self._live.outbox.backlog())
+        self._metrics.reconcile_parked.set((await self._live.outbox.parked(examples=0)).count)
         return len(due)
 
     async def _settle(self, namespace: str, entries: list[PendingVector]) -> None:
-        memories = await self._store.get_many(namespace, [coord for _, coord, _ in entries])
+        memories = await self._live.store.get_many(namespace, [coord for _, coord, _ in entries])
         present = list(memories.values())
         absent = [coord for _, coord, _ in entries if coord not in memories]
         written = await self._write(present)
@@ -89,14 +84,15 @@ class Reconciler:
         return await self._upsert_isolating(list(zip(memories, vectors, strict=True)))
 
     async def _upsert_isolating(self, items: list[tuple[Memory, list[float]]]) -> list[Memory]:
-        """Upsert; when a batch fails while the vector store answers, some entry was refused:
-        halve the batch until each refused entry stands alone, and mark it failed (it backs off,
-        and is parked after a few attempts). When the store does not answer, raise."""
+        """Upsert; when a batch is refused (the store says so, or it fails while the store
+        answers a ping), halve it until each refused entry stands alone, and mark that entry
+        failed (it backs off, and is parked after a few attempts). When the store does not
+        answer, raise."""
         try:
             await self._vectors.upsert(items)
             return [memory for memory, _ in items]
         except Exception as exc:
-            if not await self._vector_store_answers():
+            if not isinstance(exc, BackendRefused) and not await self._vector_store_answers():
                 raise
             if len(items) == 1:
                 memory = items[0][0]
@@ -105,7 +101,7 @@ class Reconciler:
                     extra={"namespace": memory.namespace, "coord": memory.coord},
                 )
                 entry = (memory.namespace, memory.coord, memory.version)
-                await self._outbox.failed([entry], f"{type(exc).__name__}: {exc}"[:1000])
+                await self._live.outbox.failed([entry], cause_text(exc)[:1000])
                 return []
         half = len(items) // 2
         first = await self._upsert_isolating(items[:half])

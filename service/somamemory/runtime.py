@@ -45,10 +45,10 @@ async def _background(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncI
 
 
 def _report(backends: Backends, metrics: Metrics) -> None:
-    metrics.set_mode(backends.mode, MODES)
-    metrics.backend_up.labels(backend="postgres").set(backends.postgres != "down")
+    metrics.set_mode(backends.live.mode, MODES)
+    metrics.backend_up.labels(backend="postgres").set(backends.live.postgres != "down")
     metrics.backend_up.labels(backend="redis").set(backends.redis != "down")
-    metrics.backend_up.labels(backend="milvus").set(1)
+    metrics.backend_up.labels(backend=backends.vectors.name).set(1)
 
 
 @contextlib.asynccontextmanager
@@ -58,10 +58,8 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
     try:
         _report(backends, metrics)
         writes = WritePath(
-            store=backends.store,
-            cache=backends.cache,
+            live=backends.live,
             vectors=backends.vectors,
-            outbox=backends.outbox,
             embedder=backends.embedder,
             metrics=metrics,
             locks=backends.locks,
@@ -75,20 +73,19 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
                 on_flush=metrics.observe_batch,
             )
         service = MemoryService(
-            store=backends.store,
-            cache=backends.cache,
+            live=backends.live,
             locks=backends.locks,
             vectors=backends.vectors,
             embedder=backends.embedder,
             metrics=metrics,
             writes=writes,
+            deployment=backends.deployment(),
             batcher=batcher,
             max_payload_bytes=settings.max_payload_bytes,
             max_top_k=settings.max_top_k,
         )
         reconciler = Reconciler(
-            store=backends.store,
-            outbox=backends.outbox,
+            live=backends.live,
             vectors=backends.vectors,
             embedder=backends.embedder,
             metrics=metrics,
@@ -96,17 +93,14 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             # writes in flight settle their own entries within a flush interval or two
             grace_seconds=max(5.0, 4 * settings.milvus_flush_interval_seconds),
         )
-        failover = PostgresFailover(
-            settings=settings,
-            backends=backends,
-            service=service,
-            writes=writes,
-            reconciler=reconciler,
-            metrics=metrics,
-        )
+        failover = PostgresFailover(settings=settings, backends=backends, metrics=metrics)
         log.info(
             "SomaMemory ready",
-            extra={"mode": backends.mode, "postgres": backends.postgres, "redis": backends.redis},
+            extra={
+                "mode": backends.live.mode,
+                "postgres": backends.live.postgres,
+                "redis": backends.redis,
+            },
         )
         async with (
             _background(writes.maintain(settings.milvus_flush_interval_seconds), "vector-flush"),

@@ -10,17 +10,18 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pymilvus.exceptions import MilvusException
-
+from . import health
 from .batching import Batcher
 from .coords import normalize_coord
 from .embeddings import Embedder
-from .errors import BackendUnavailable, InvalidInput, MemoryNotFound
-from .filters import build_filter
+from .errors import BackendRefused, BackendUnavailable, InvalidInput, MemoryNotFound
+from .filters import parse_filter
+from .health import Deployment, Health
+from .live import LiveStores
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory, TypeCounts
-from .stores import Cache, CacheLookup, KeyValueStore, Locks, VectorStore
-from .writes import TRANSIENT, WritePath, Written, backend, check_vector, prepare
+from .stores import CacheLookup, Locks, VectorStore
+from .writes import WritePath, Written, check_vector, prepare
 
 log = logging.getLogger(__name__)
 VERSIONS_PAGE_BYTES = 8 * 1_048_576
@@ -32,25 +33,25 @@ class MemoryService:
     def __init__(
         self,
         *,
-        store: KeyValueStore,
-        cache: Cache | None,
+        live: LiveStores,
         locks: Locks,
         vectors: VectorStore,
         embedder: Embedder,
         metrics: Metrics,
         writes: WritePath,
+        deployment: Deployment,
         max_payload_bytes: int,
         max_top_k: int = 100,
         batcher: Batcher[NewMemory, Written] | None = None,
     ) -> None:
         self.writes = writes
         self.batcher = batcher
-        self.store = store
-        self.cache = cache
+        self.live = live  # the store and cache in use (failover switches them)
         self.locks = locks
         self.vectors = vectors
         self.embedder = embedder
         self.metrics = metrics
+        self.deployment = deployment
         self.max_payload_bytes = max_payload_bytes
         self.max_top_k = max_top_k
 
@@ -118,8 +119,7 @@ class MemoryService:
         cached = await self._cache_get(namespace, key)
         if cached.value is not None:
             return cached.value
-        async with backend(self.store.name):
-            memory = await self.store.get(namespace, key)
+        memory = await self.live.store.get(namespace, key)
         if memory is None:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
         if cached.lease is not None:
@@ -135,8 +135,7 @@ class MemoryService:
         ``VERSIONS_PAGE_BYTES`` of JSON, so large memories cannot make a huge answer.
         """
         key = normalize_coord(coord)
-        async with backend(self.store.name):
-            history = await self.store.versions(namespace, key, after=after, limit=limit + 1)
+        history = await self.live.store.versions(namespace, key, after=after, limit=limit + 1)
         if not history and after == 0:
             raise MemoryNotFound(f"no memory at coordinate {key} in namespace {namespace!r}")
         page: list[Memory] = []
@@ -152,12 +151,12 @@ class MemoryService:
     async def delete_memory(self, namespace: str, coord: str) -> tuple[str, bool]:
         """Delete a memory, its versions, its cache entry and its vector; idempotent."""
         key = normalize_coord(coord)
-        async with backend(self.locks.name), self.locks.hold(f"{namespace}:{key}"):
-            async with self.writes.gate.passage(), backend(self.store.name):
-                deleted = await self.store.delete(namespace, key)
-            if self.cache is not None:
-                async with backend(self.cache.name):
-                    await self.cache.invalidate(namespace, key)
+        async with self.locks.hold(f"{namespace}:{key}"):
+            async with self.live.gate.passage():
+                deleted = await self.live.store.delete(namespace, key)
+            cache = self.live.cache
+            if cache is not None:
+                await cache.invalidate(namespace, key)
             await self.writes.unindex(namespace, key)
         return key, deleted
 
@@ -180,28 +179,37 @@ class MemoryService:
             raise InvalidInput(f"top_k must be between 1 and {self.max_top_k} (SOMA_MAX_TOP_K)")
         if vector is None and (query is None or not query.strip()):
             raise InvalidInput("give a non-empty 'query' text or a 'vector'")
-        expression = build_filter(namespace, filters, memory_type)
+        where = parse_filter(namespace, filters, memory_type)
         embedding = await self._vector_for_query(query or "", vector)
-        if expression is None:
+        if where is None:
             return []
         try:
-            hits = await self.vectors.search(embedding, top_k=top_k, expression=expression)
-        except (MilvusException, *TRANSIENT) as exc:
-            raise BackendUnavailable("milvus", f"search failed: {type(exc).__name__}") from exc
-        async with backend(self.store.name):
-            memories = await self.store.get_many(namespace, [coord for coord, _ in hits])
+            hits = await self.vectors.search(embedding, top_k=top_k, where=where)
+        except (BackendUnavailable, BackendRefused) as exc:
+            failure = type(exc.__cause__ or exc).__name__  # never the server's words to the client
+            raise BackendUnavailable(exc.backend, f"search failed: {failure}") from exc
+        memories = await self.live.store.get_many(namespace, [coord for coord, _ in hits])
         return [(memories[coord], score) for coord, score in hits if coord in memories]
 
     async def counts(self, namespace: str) -> tuple[TypeCounts, int | None]:
         """Live memories by type (canonical) and the vector count (None if Milvus is down)."""
-        async with backend(self.store.name):
-            counts = await self.store.counts(namespace)
+        counts = await self.live.store.counts(namespace)
         try:
             vector_count: int | None = await self.vectors.count(namespace)
-        except (MilvusException, *TRANSIENT):
+        except (BackendUnavailable, BackendRefused):
             log.warning("vector count unavailable", exc_info=True)
             vector_count = None
         return counts, vector_count
+
+    async def health(self) -> Health:
+        """Each backend's state, the degradation mode and the vector backlog."""
+        return await health.check(
+            self.live, self.vectors, self.embedder, self.deployment, self.metrics
+        )
+
+    async def ready(self) -> bool:
+        """Whether the canonical store and the vector store both answer."""
+        return await health.ready(self.live, self.vectors)
 
     # ----- helpers ---------------------------------------------------------------------------
 
@@ -211,20 +219,22 @@ class MemoryService:
         return check_vector(vector, self.embedder.dim)
 
     async def _cache_get(self, namespace: str, key: str) -> CacheLookup:
-        if self.cache is None:
+        cache = self.live.cache
+        if cache is None:
             return CacheLookup(None)
         try:
-            found = await self.cache.get(namespace, key)
-        except TRANSIENT:
+            found = await cache.get(namespace, key)
+        except BackendUnavailable:
             log.warning("cache read failed; reading the store", exc_info=True)
             found = CacheLookup(None)
         self.metrics.cache_requests.labels(result="hit" if found.value else "miss").inc()
         return found
 
     async def _cache_fill(self, memory: Memory, lease: str) -> None:
-        if self.cache is None:
+        cache = self.live.cache
+        if cache is None:
             return
         try:
-            await self.cache.fill(memory, lease)
-        except TRANSIENT:
+            await cache.fill(memory, lease)
+        except BackendUnavailable:
             log.warning("cache fill failed", exc_info=True)

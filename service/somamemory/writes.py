@@ -11,47 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-import redis.exceptions
-from pymilvus.exceptions import MilvusException
-
 from .coords import normalize_coord
 from .embeddings import Embedder, text_of
-from .errors import BackendUnavailable, InvalidInput
-from .gate import Gate
+from .errors import BackendRefused, BackendUnavailable, InvalidInput, cause_text
+from .live import LiveStores
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory
 from .payloads import validate_payload
-from .stores import Cache, KeyValueStore, Locks, VectorStore
-from .stores.outbox import Outbox, PendingVector
+from .stores import Locks, VectorStore
+from .stores.outbox import PendingVector
 
 log = logging.getLogger(__name__)
-
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown mid-query
-    asyncpg.exceptions.InternalClientError,  # a connection broken by the server going away
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-
-@asynccontextmanager
-async def backend(name: str) -> AsyncIterator[None]:
-    """Turn a lost connection to ``name`` into a 503-worthy BackendUnavailable."""
-    try:
-        yield
-    except TRANSIENT as exc:
-        raise BackendUnavailable(name, type(exc).__name__) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,22 +79,17 @@ class WritePath:
     def __init__(
         self,
         *,
-        store: KeyValueStore,
-        cache: Cache | None,
+        live: LiveStores,
         vectors: VectorStore,
-        outbox: Outbox,
         embedder: Embedder,
         metrics: Metrics,
         locks: Locks,
     ) -> None:
+        self.live = live  # the store, cache and outbox in use (failover switches them)
         self.locks = locks
-        self.store = store
-        self.cache = cache
         self.vectors = vectors
-        self.outbox = outbox
         self.embedder = embedder
         self.metrics = metrics
-        self.gate = Gate()  # closed while a mode switch swaps the stores
         # vectors written but not yet durable (milvus-lite keeps them in memory until a flush):
         # their outbox entries are cleared only after the next flush
         self._unflushed: list[PendingVector] = []
@@ -134,7 +103,7 @@ class WritePath:
         """
         embeddings = await self.embed(news)  # the slow part, outside the locks
         keys = [f"{new.namespace}:{new.coord}" for new in news]
-        async with backend(self.locks.name), self.locks.hold_many(keys):
+        async with self.locks.hold_many(keys):
             return await self._commit_and_index(news, embeddings)
 
     async def write(self, news: Sequence[NewMemory]) -> list[Written]:
@@ -144,8 +113,8 @@ class WritePath:
     async def _commit_and_index(
         self, news: Sequence[NewMemory], embeddings: list[list[float]]
     ) -> list[Written]:
-        async with self.gate.passage(), backend(self.store.name):
-            memories = await self.store.put_many(news)
+        async with self.live.gate.passage():
+            memories = await self.live.store.put_many(news)
         await self._cache_set(memories)
         latest: dict[tuple[str, str], tuple[Memory, list[float]]] = {}
         for memory, embedding in zip(memories, embeddings, strict=True):
@@ -167,10 +136,10 @@ class WritePath:
         pending: list[PendingVector] = [(m.namespace, m.coord, m.version) for m, _ in items]
         try:
             await self.vectors.upsert(items)
-        except (MilvusException, *TRANSIENT) as exc:
+        except (BackendUnavailable, BackendRefused) as exc:
             log.warning("vector write failed; the reconciler will retry: %s", exc)
             self.metrics.vector_write_failures.inc()
-            await self._outbox_call(self.outbox.failed(pending, f"{type(exc).__name__}: {exc}"))
+            await self._outbox_call(self.live.outbox.failed(pending, cause_text(exc)))
             return False
         await self.settle(pending)
         return True
@@ -179,7 +148,7 @@ class WritePath:
         """Remove a deleted memory's vector (or leave it to the reconciler)."""
         try:
             await self.vectors.delete(namespace, [coord])
-        except (MilvusException, *TRANSIENT) as exc:
+        except (BackendUnavailable, BackendRefused) as exc:
             log.warning("vector delete failed; the reconciler will retry: %s", exc)
             self.metrics.vector_write_failures.inc()
             return
@@ -188,10 +157,10 @@ class WritePath:
     async def settle(self, items: Sequence[PendingVector], *, flush_now: bool = False) -> None:
         """Clear outbox entries whose vectors were written, once those writes are durable."""
         if self.vectors.durable_writes:
-            await self._outbox_call(self.outbox.done(items))
+            await self._outbox_call(self.live.outbox.done(items))
         elif flush_now:
             await self.vectors.flush()
-            await self._outbox_call(self.outbox.done(items))
+            await self._outbox_call(self.live.outbox.done(items))
         else:
             self._unflushed.extend(items)
 
@@ -203,7 +172,7 @@ class WritePath:
         except Exception:
             self._unflushed[:0] = settled  # entries stay owed; the next round tries again
             raise
-        await self._outbox_call(self.outbox.done(settled))
+        await self._outbox_call(self.live.outbox.done(settled))
 
     async def maintain(self, interval: float) -> None:
         """Run forever: every ``interval`` seconds, flush vectors written since the last time."""
@@ -218,23 +187,24 @@ class WritePath:
     async def _outbox_call(self, call: Any) -> None:
         try:
             await call
-        except TRANSIENT:  # the entry stays; the reconciler settles it (idempotently)
+        except BackendUnavailable:  # the entry stays; the reconciler settles it (idempotently)
             log.warning("outbox update failed", exc_info=True)
 
     async def _cache_set(self, memories: Sequence[Memory]) -> None:
         """One write refreshes its entry (a read soon after hits); a batch drops its entries in
         one command instead of sending every payload to the cache."""
-        if self.cache is None:
+        cache = self.live.cache
+        if cache is None:
             return
         try:
             if len(memories) == 1:
-                await self.cache.set_many(memories)
+                await cache.set_many(memories)
             else:
-                await self.cache.invalidate_many([(m.namespace, m.coord) for m in memories])
-        except TRANSIENT:
+                await cache.invalidate_many([(m.namespace, m.coord) for m in memories])
+        except BackendUnavailable:
             log.warning("cache update failed; dropping the entries", exc_info=True)
             try:
                 for memory in memories:
-                    await self.cache.invalidate(memory.namespace, memory.coord)
-            except TRANSIENT:
+                    await cache.invalidate(memory.namespace, memory.coord)
+            except BackendUnavailable:
                 log.error("cache entries may be stale until their TTL", exc_info=True)

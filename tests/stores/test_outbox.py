@@ -9,7 +9,8 @@ import pytest
 
 from somamemory.models import NewMemory
 from somamemory.stores.outbox import PostgresOutbox
-from somamemory.stores.postgres import PostgresStore, create_pool
+from somamemory.stores.postgres import PostgresStore
+from somamemory.stores.postgres_pool import create_pool
 
 
 @pytest.fixture

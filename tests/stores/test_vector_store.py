@@ -12,7 +12,7 @@ import pytest
 
 from somamemory.embeddings import HashEmbedder
 from somamemory.errors import StartupError
-from somamemory.filters import build_filter
+from somamemory.filters import parse_filter
 from somamemory.models import Memory
 from somamemory.stores.milvus import MilvusVectorStore, milvus_string
 
@@ -47,10 +47,10 @@ async def _put(store: MilvusVectorStore, *memories: Memory) -> None:
 
 
 async def _search(store: MilvusVectorStore, ns: str, text: str, k: int = 10, **filters: object):
-    expression = build_filter(ns, dict(filters))
-    assert expression is not None
+    where = parse_filter(ns, dict(filters))
+    assert where is not None
     vector = (await embedder.embed([text]))[0]
-    return await store.search(vector, top_k=k, expression=expression)
+    return await store.search(vector, top_k=k, where=where)
 
 
 async def test_search_finds_the_nearest_first_within_the_namespace(

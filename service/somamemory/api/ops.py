@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..backends import Backends
-from ..stores.outbox import ParkedVectors
 from .deps import Authorized, Namespace, Service, bearer, require_token
 from .errors import responses
-from .schemas import BackendHealth, HealthResponse, ProbeResponse, StatsResponse
+from .schemas import (
+    BackendHealth,
+    EmbedderHealth,
+    HealthResponse,
+    ProbeResponse,
+    StatsResponse,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
-PING_TIMEOUT = 2.0
-
-
-async def _ping(check: object) -> str | None:
-    """None when the backend answers, else the reason it did not."""
-    try:
-        await asyncio.wait_for(check(), PING_TIMEOUT)  # type: ignore[operator]
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return None
 
 
 @router.get(
@@ -59,13 +53,9 @@ async def healthz() -> ProbeResponse:
     response_model=ProbeResponse,
     responses={503: {"model": ProbeResponse, "description": "A required backend is down."}},
 )
-async def readyz(request: Request) -> Response:
+async def readyz(service: Service) -> Response:
     """Readiness: the canonical store and the vector store answer."""
-    backends: Backends = request.app.state.backends
-    store_error, vector_error = await asyncio.gather(
-        _ping(backends.store.ping), _ping(backends.vectors.ping)
-    )
-    if store_error or vector_error:
+    if not await service.ready():
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
@@ -76,46 +66,24 @@ async def readyz(request: Request) -> Response:
     dependencies=[Authorized],
     responses=responses(401),
 )
-async def health(request: Request) -> HealthResponse:
+async def health(service: Service) -> HealthResponse:
     """Each backend's state and the degradation mode in force."""
-    backends: Backends = request.app.state.backends
-    metrics = request.app.state.metrics
-    store_error, vector_error = await asyncio.gather(
-        _ping(backends.store.ping), _ping(backends.vectors.ping)
-    )
-    postgres_ok = backends.store.name == "postgres" and store_error is None
-    redis_error = None
-    if backends.redis_client is not None:
-        redis_error = await _ping(backends.redis_client.ping)
-    redis_ok = backends.redis != "down" and redis_error is None
-    report = {
-        "postgres": BackendHealth(ok=postgres_ok, kind=backends.postgres, detail=store_error),
-        "redis": BackendHealth(ok=redis_ok, kind=backends.redis, detail=redis_error),
-        "milvus": BackendHealth(
-            ok=vector_error is None, kind=backends.milvus_uri_kind, detail=vector_error
-        ),
-    }
-    for name, state in report.items():
-        metrics.backend_up.labels(backend=name).set(1 if state.ok else 0)
-    parked: ParkedVectors | None = None
-    try:
-        backlog: int | None = await asyncio.wait_for(backends.outbox.backlog(), PING_TIMEOUT)
-        metrics.reconcile_backlog.set(backlog)
-        parked = await asyncio.wait_for(backends.outbox.parked(), PING_TIMEOUT)
-        metrics.reconcile_parked.set(parked.count)
-    except Exception:
-        backlog = None
+    report = await service.health()
     return HealthResponse(
-        kv_store=store_error is None,
-        vector_store=vector_error is None,
+        kv_store=report.kv_store,
+        vector_store=report.vector_store,
         graph_store=False,
-        cache=backends.cache is not None,
-        mode=backends.mode,
-        degraded=backends.degraded,
-        reconcile_backlog=backlog,
-        reconcile_parked=parked.count if parked else None,
-        parked_examples=parked.examples if parked else [],
-        backends=report,
+        cache=report.cache,
+        mode=report.mode,
+        degraded=report.degraded,
+        reconcile_backlog=report.reconcile_backlog,
+        reconcile_parked=report.reconcile_parked,
+        parked_examples=report.parked_examples,
+        backends={
+            name: BackendHealth(**dataclasses.asdict(state))
+            for name, state in report.backends.items()
+        },
+        embedder=EmbedderHealth(**dataclasses.asdict(report.embedder)),
     )
 
 

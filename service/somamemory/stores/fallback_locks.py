@@ -11,19 +11,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import redis.exceptions
-
+from ..errors import BackendUnavailable, LockTimeout
 from .inprocess import InProcessLocks
 from .redis import RedisLocks
 
 log = logging.getLogger(__name__)
-
-_REDIS_DOWN = (
-    OSError,
-    TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 
 
 class FallbackLocks:
@@ -43,7 +35,9 @@ class FallbackLocks:
         held = self._primary.hold_many(keys)
         try:
             await held.__aenter__()
-        except _REDIS_DOWN:
+        except LockTimeout:
+            raise  # Redis answers: the keys are busy, and other locks would not exclude
+        except BackendUnavailable:
             log.warning(
                 "Redis does not answer: in-process locks for %d key(s) (this replica only)",
                 len(keys),
@@ -56,5 +50,5 @@ class FallbackLocks:
         finally:
             try:
                 await held.__aexit__(None, None, None)
-            except (*_REDIS_DOWN, redis.exceptions.LockError):
+            except BackendUnavailable:
                 log.warning("Redis locks not released; they expire on their own")

@@ -7,19 +7,16 @@ is trimmed up to what PostgreSQL recorded as applied.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ..models import NewMemory
+from .driver_errors import unavailable
+from .protocols import JournalEntry
+from .redis_client import REDIS_DOWN
 
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    id: str
-    op: str  # "put" | "delete"
-    memory: NewMemory  # for a delete only namespace and coord matter
+_unavailable = unavailable("redis", REDIS_DOWN)
 
 
 def encode_put(memory: NewMemory) -> dict[str, str]:
@@ -66,14 +63,17 @@ class RedisJournal:
         """Queue an entry on a pipeline, so it commits with the write it records."""
         pipe.xadd(self.key, fields)  # type: ignore[arg-type]
 
+    @_unavailable
     async def read(self, after: str, count: int) -> list[JournalEntry]:
         raw: Any = await self._client.xrange(self.key, min=f"({after}", count=count)
         return [_decode(entry_id, fields) for entry_id, fields in raw or []]
 
+    @_unavailable
     async def trim(self, upto: str) -> None:
         """Drop entries up to and including ``upto``."""
         await self._client.xtrim(self.key, minid=upto, approximate=False)
         await self._client.xdel(self.key, upto)
 
+    @_unavailable
     async def length(self) -> int:
         return int(await self._client.xlen(self.key))

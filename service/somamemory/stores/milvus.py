@@ -8,53 +8,64 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pymilvus import DataType, MilvusClient
-from pymilvus.exceptions import MilvusException
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    MilvusException,
+    ParamError,
+    PrimaryKeyException,
+)
 
-from ..errors import StartupError
-from ..models import MAX_EXACT_INT, Memory
+from ..errors import BackendRefused, BackendUnavailable, SomaError, StartupError
+from ..filters import SearchFilter, filterable_fields
+from ..models import Memory
+from .driver_errors import translated
+from .milvus_filter import milvus_filter, milvus_string
 from .milvus_lite_search import install_fast_search
 
 log = logging.getLogger(__name__)
-MAX_FILTER_STRING = 1024
 # HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
 # (bench/search_quality.py); the search itself stays ~1-3 ms of a ~13 ms milvus-lite query.
 DEFAULT_SEARCH_EF = 512
 _COLLECTION_NOT_LOADED = 101
 
+# Refusals of the input: pymilvus' own checks of rows and parameters, and server answers marked
+# as input errors, or with an illegal-argument status: legacy codes 5, 7 and 11 (6 in milvus-lite),
+# "parameter invalid" (1100) in the codes of Milvus 2.4+.
+_CLIENT_REFUSALS = (
+    ParamError,
+    DataTypeNotMatchException,
+    DataNotMatchException,
+    PrimaryKeyException,
+)
+_ILLEGAL_ARGUMENT_LEGACY = frozenset({5, 6, 7, 11})
+_PARAMETER_INVALID = 1100
 
-def milvus_string(value: str) -> str:
-    """A Milvus expression string literal, with quotes and backslashes escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+
+def _failure(exc: BaseException) -> SomaError:
+    """A refused input (BackendRefused), else Milvus is away or failing (BackendUnavailable)."""
+    if isinstance(exc, MilvusException) and (
+        exc.is_input_error
+        or isinstance(exc, _CLIENT_REFUSALS)
+        or exc.code == _PARAMETER_INVALID
+        or exc.compatible_code in _ILLEGAL_ARGUMENT_LEGACY
+    ):
+        return BackendRefused("milvus", f"{type(exc).__name__}: {exc}")
+    return BackendUnavailable("milvus", type(exc).__name__)
+
+
+_translated = translated((MilvusException, OSError, TimeoutError), _failure)
 
 
 def vector_id(namespace: str, coord: str) -> str:
     """The primary key of a memory's vector: stable, short, unique per namespace and coord."""
     return hashlib.sha256(f"{namespace}\x00{coord}".encode()).hexdigest()[:40]
-
-
-def filterable_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """Top-level scalar payload fields, the ones search filters may match (kept small)."""
-    fields: dict[str, Any] = {}
-    for key, value in payload.items():
-        if isinstance(value, bool) or value is None:
-            fields[key] = value
-        elif isinstance(value, float):
-            if math.isfinite(value):
-                fields[key] = value
-        elif isinstance(value, int):
-            if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:  # Milvus would refuse beyond int64
-                fields[key] = value
-        elif isinstance(value, str) and len(value) <= MAX_FILTER_STRING:
-            fields[key] = value
-    return fields
 
 
 _INDEX_PARAMS: dict[str, dict[str, int]] = {
@@ -192,6 +203,7 @@ class MilvusVectorStore:
                 return int(field["params"]["dim"])
         raise StartupError(f"Milvus collection {self._collection!r} has no 'vector' field")
 
+    @_translated
     async def upsert(self, items: Sequence[tuple[Memory, Sequence[float]]]) -> None:
         rows = [
             {
@@ -218,16 +230,18 @@ class MilvusVectorStore:
             await asyncio.to_thread(self._client.upsert, self._collection, rows)
         self._dirty = True
 
+    @_translated
     async def delete(self, namespace: str, coords: Sequence[str]) -> None:
         ids = [vector_id(namespace, coord) for coord in coords]
         if ids:
             await asyncio.to_thread(self._client.delete, self._collection, ids=ids)
             self._dirty = True
 
+    @_translated
     async def search(
-        self, vector: Sequence[float], *, top_k: int, expression: str
+        self, vector: Sequence[float], *, top_k: int, where: SearchFilter
     ) -> list[tuple[str, float]]:
-        """The ``top_k`` nearest vectors matching ``expression``: (coord, cosine), best first."""
+        """The ``top_k`` nearest vectors matching ``where``: (coord, cosine), best first."""
         params: dict[str, Any] = {"metric_type": "COSINE"}
         if self.index_type.startswith("HNSW"):
             params["params"] = {"ef": max(self.search_ef, top_k)}
@@ -238,7 +252,7 @@ class MilvusVectorStore:
             self._collection,
             data=[[float(x) for x in vector]],
             limit=top_k,
-            filter=expression,
+            filter=milvus_filter(where),
             output_fields=["coord"],
             search_params=params,
         )
@@ -265,6 +279,7 @@ class MilvusVectorStore:
         """Writes since the last flush (which milvus-lite would scan slowly in search)."""
         return self._dirty and self.is_lite
 
+    @_translated
     async def flush(self) -> None:
         """Persist what was written (milvus-lite); a no-op for a server, which persists itself."""
         if not self.is_lite:
@@ -272,6 +287,7 @@ class MilvusVectorStore:
         self._dirty = False
         await asyncio.to_thread(self._client.flush, self._collection)
 
+    @_translated
     async def get_vector(self, namespace: str, coord: str) -> list[float] | None:
         rows = await self._loaded(
             self._client.get,
@@ -281,6 +297,7 @@ class MilvusVectorStore:
         )
         return [float(x) for x in rows[0]["vector"]] if rows else None
 
+    @_translated
     async def count(self, namespace: str) -> int:
         rows = await self._loaded(
             self._client.query,
@@ -290,6 +307,7 @@ class MilvusVectorStore:
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
+    @_translated
     async def ping(self) -> None:
         await asyncio.to_thread(self._client.has_collection, self._collection)
 

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import asyncpg
+from .driver_errors import unavailable
+from .postgres_pool import POSTGRES_DOWN, Pool
 
+_unavailable = unavailable("postgres", POSTGRES_DOWN)
 PendingVector = tuple[str, str, int]  # namespace, coord, version (0 = remove the vector)
 MAX_ATTEMPTS = 8  # then an entry is parked, and shown in /health, until its memory changes
 
@@ -99,9 +101,10 @@ def _last_per_memory(items: Sequence[PendingVector]) -> list[PendingVector]:
 class PostgresOutbox:
     """The ``pending_vectors`` table."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
+    @_unavailable
     async def done(self, items: Sequence[PendingVector]) -> None:
         if not items:
             return
@@ -110,18 +113,22 @@ class PostgresOutbox:
             await connection.execute(_CLEAR, *columns)
             await connection.execute(_REQUEUE_STALE, *columns)
 
+    @_unavailable
     async def failed(self, items: Sequence[PendingVector], error: str) -> None:
         if items:
             await self._pool.execute(_FAILED, *_columns(items), error[:1000])
 
+    @_unavailable
     async def due(self, limit: int, grace_seconds: float = 0.0) -> list[PendingVector]:
         rows = await self._pool.fetch(_DUE, limit, grace_seconds, MAX_ATTEMPTS)
         return [(row["namespace"], row["coord"], row["version"]) for row in rows]
 
+    @_unavailable
     async def backlog(self) -> int:
         count: int = await self._pool.fetchval("SELECT count(*) FROM pending_vectors")
         return count
 
+    @_unavailable
     async def parked(self, examples: int = 5) -> ParkedVectors:
         count: int = await self._pool.fetchval(
             "SELECT count(*) FROM pending_vectors WHERE attempts >= $1", MAX_ATTEMPTS

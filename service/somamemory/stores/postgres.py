@@ -1,13 +1,19 @@
-"""PostgreSQL, the canonical store (asyncpg pool)."""
+"""PostgreSQL, the canonical store (asyncpg pool), and the replay of the Redis-only journal."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
+from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
+from .driver_errors import translated, unavailable
+from .postgres_pool import POSTGRES_DOWN, Pool
+from .protocols import JournalEntry
+
+_unavailable = unavailable("postgres", POSTGRES_DOWN)
 
 # One statement per wave: insert or bump the versions (the row locks of ON CONFLICT serialise
 # concurrent writers, so versions are gap-free), record each version in the history table, and
@@ -115,25 +121,6 @@ def _waves(memories: Sequence[NewMemory]) -> list[list[int]]:
     return waves
 
 
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
-    )
-
-
-async def create_pool(url: str, *, min_size: int, max_size: int, timeout: float) -> asyncpg.Pool:
-    """An asyncpg pool with JSONB decoded to Python objects."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=timeout,
-        init=_init_connection,
-        command_timeout=30,
-    )
-    return pool
-
-
 async def put_many_in(
     connection: asyncpg.Connection, memories: Sequence[NewMemory]
 ) -> list[Memory]:
@@ -165,42 +152,91 @@ class PostgresStore:
 
     name = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     async def put(self, memory: NewMemory) -> Memory:
         return (await self.put_many([memory]))[0]
 
+    @_unavailable
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         """Upsert many in one transaction; a coord given twice gets two versions, in order."""
         async with self._pool.acquire() as connection, connection.transaction():
             return await put_many_in(connection, memories)
 
+    @_unavailable
     async def get(self, namespace: str, coord: str) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord)
         return _memory(row) if row is not None else None
 
+    @_unavailable
     async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
         rows = await self._pool.fetch(_GET_MANY, namespace, list(coords))
         return {row["coord"]: _memory(row) for row in rows}
 
+    @_unavailable
     async def versions(
         self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
     ) -> list[Memory]:
         rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit)
         return [_memory(row) for row in rows]
 
+    @_unavailable
     async def delete(self, namespace: str, coord: str) -> bool:
         removed = await self._pool.fetchval(_DELETE, namespace, coord)
         return bool(removed)
 
+    @_unavailable
     async def counts(self, namespace: str) -> TypeCounts:
         rows = await self._pool.fetch(_COUNTS, namespace)
         by_type = {row["memory_type"]: row["count"] for row in rows}
         return TypeCounts(episodic=by_type.get("episodic", 0), semantic=by_type.get("semantic", 0))
 
+    # any failure of the ping, a server error included, means PostgreSQL cannot serve requests
+    @translated((Exception,), lambda exc: BackendUnavailable("postgres", type(exc).__name__))
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1", timeout=2)
 
+    @_unavailable
+    async def apply_journal(
+        self,
+        journal: str,
+        read: Callable[[str, int], Awaitable[Sequence[JournalEntry]]],
+        limit: int,
+    ) -> tuple[str, Sequence[JournalEntry]]:
+        """Apply the next ``limit`` entries of ``journal`` (``read(after_id, limit)``) in one
+        transaction that also records the last id applied; return that id and the entries
+        (none: all applied). The record's row lock makes concurrent replicas take turns."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(_JOURNAL_INIT, journal)
+            last: str = await connection.fetchval(_JOURNAL_LAST, journal)
+            entries = await read(last, limit)
+            if entries:
+                await _apply(connection, entries)
+                last = entries[-1].id
+                await connection.execute(_JOURNAL_SAVE, journal, last)
+        return last, entries
+
     async def close(self) -> None:
         await self._pool.close()
+
+
+_JOURNAL_LAST = "SELECT last_id FROM journal_replay WHERE journal = $1 FOR UPDATE"
+_JOURNAL_INIT = (
+    "INSERT INTO journal_replay (journal, last_id) VALUES ($1, '0') ON CONFLICT DO NOTHING"
+)
+_JOURNAL_SAVE = "UPDATE journal_replay SET last_id = $2 WHERE journal = $1"
+
+
+async def _apply(connection: asyncpg.Connection, entries: Sequence[JournalEntry]) -> None:
+    """Consecutive puts go in one multi-row upsert; deletes in between keep their place."""
+    puts: list[JournalEntry] = []
+    for entry in [*entries, None]:
+        if entry is not None and entry.op == "put":
+            puts.append(entry)
+            continue
+        if puts:
+            await put_many_in(connection, [put.memory for put in puts])
+            puts = []
+        if entry is not None:
+            await delete_in(connection, entry.memory.namespace, entry.memory.coord)

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..filters import SearchFilter
 from ..models import Memory, NewMemory, TypeCounts
 
 
@@ -62,6 +63,15 @@ class CacheLookup:
     lease: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One write made while PostgreSQL was away, recorded to be replayed into it in order."""
+
+    id: str
+    op: str  # "put" | "delete"
+    memory: NewMemory  # for a delete only namespace and coord matter
+
+
 class Cache(Protocol):
     """A read-through cache of live memories (as their JSON) with a TTL."""
 
@@ -110,9 +120,13 @@ class VectorStore(Protocol):
     async def delete(self, namespace: str, coords: Sequence[str]) -> None: ...
 
     async def search(
-        self, vector: Sequence[float], *, top_k: int, expression: str
+        self, vector: Sequence[float], *, top_k: int, where: SearchFilter
     ) -> list[tuple[str, float]]:
-        """(coord, cosine similarity) of the nearest matches, best first."""
+        """(coord, cosine similarity) of the nearest memories ``where`` admits, best first.
+
+        The store compiles the filter into its own query language; all of it runs inside the
+        store, so ``top_k`` matches come back whenever that many exist.
+        """
         ...
 
     async def get_vector(self, namespace: str, coord: str) -> list[float] | None: ...

@@ -9,31 +9,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-
-from ..errors import BackendUnavailable
+from ..errors import LockTimeout
 from ..models import Memory, NewMemory, TypeCounts
+from .driver_errors import unavailable
 from .journal import RedisJournal, encode_delete, encode_put
 from .protocols import CacheLookup
+from .redis_client import REDIS_DOWN, Client
 
-
-def create_client(
-    host: str, port: int, *, password: str | None, db: int, timeout: float
-) -> aioredis.Redis:
-    """A pooled client that fails fast instead of hanging on a dead server."""
-    return aioredis.Redis(
-        host=host,
-        port=port,
-        password=password,
-        db=db,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        health_check_interval=30,
-        # one quick retry: a cache that stalls for seconds is worse than a cache miss
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
-    )
+_unavailable = unavailable("redis", REDIS_DOWN)
 
 
 # A miss claims the empty entry with a lease marker (never valid JSON, so never a hit); a fill
@@ -61,7 +44,7 @@ class RedisCache:
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+    def __init__(self, client: Client, *, prefix: str, ttl_seconds: int) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
@@ -71,6 +54,7 @@ class RedisCache:
     def _key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:cache:{namespace}:{coord}"
 
+    @_unavailable
     async def get(self, namespace: str, coord: str) -> CacheLookup:
         lease = LEASE_MARKER + secrets.token_hex(8).encode()
         raw = await self._lookup(
@@ -83,21 +67,25 @@ class RedisCache:
             return CacheLookup(None)  # another reader is filling it
         return CacheLookup(value)
 
+    @_unavailable
     async def fill(self, memory: Memory, lease: str) -> None:
         await self._fill(
             keys=[self._key(memory.namespace, memory.coord)],
             args=[lease, memory.to_json(), self._ttl],
         )
 
+    @_unavailable
     async def set_many(self, memories: Sequence[Memory]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             for memory in memories:
                 pipe.set(self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl)
             await pipe.execute()
 
+    @_unavailable
     async def invalidate(self, namespace: str, coord: str) -> None:
         await self._client.delete(self._key(namespace, coord))
 
+    @_unavailable
     async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
         if keys:
             await self._client.delete(*(self._key(ns, coord) for ns, coord in keys))
@@ -138,7 +126,7 @@ class RedisLocks:
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str, timeout: float) -> None:
+    def __init__(self, client: Client, *, prefix: str, timeout: float) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
@@ -155,17 +143,23 @@ class RedisLocks:
         expire_ms = int(self._timeout * 1000)
         deadline = time.monotonic() + self._timeout
         delay = 0.001
-        while not await self._acquire(keys=names, args=[token, expire_ms]):
+        while not await self._try_acquire(names, token, expire_ms):
             if time.monotonic() >= deadline:
-                raise BackendUnavailable(
-                    "redis", f"{len(names)} lock(s) not acquired in {self._timeout}s"
-                )
+                raise LockTimeout("redis", f"{len(names)} lock(s) not acquired in {self._timeout}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         try:
             yield
         finally:
-            await self._release(keys=names, args=[token])
+            await self._release_all(names, token)
+
+    @_unavailable
+    async def _try_acquire(self, names: list[str], token: str, expire_ms: int) -> bool:
+        return bool(await self._acquire(keys=names, args=[token, expire_ms]))
+
+    @_unavailable
+    async def _release_all(self, names: list[str], token: str) -> None:
+        await self._release(keys=names, args=[token])
 
 
 class RedisStore:
@@ -178,7 +172,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str,
         locks: RedisLocks,
@@ -195,6 +189,7 @@ class RedisStore:
     def _index_key(self, namespace: str) -> str:
         return f"{self._prefix}:index:{namespace}"
 
+    @_unavailable
     async def put(self, memory: NewMemory) -> Memory:
         key = self._versions_key(memory.namespace, memory.coord)
         async with self._locks.hold(f"store:{memory.namespace}:{memory.coord}"):
@@ -223,10 +218,12 @@ class RedisStore:
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         return [await self.put(memory) for memory in memories]
 
+    @_unavailable
     async def get(self, namespace: str, coord: str) -> Memory | None:
         raw = await self._client.lindex(self._versions_key(namespace, coord), -1)
         return Memory.from_json(raw) if raw is not None else None
 
+    @_unavailable
     async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
         async with self._client.pipeline(transaction=False) as pipe:
             for coord in coords:
@@ -234,6 +231,7 @@ class RedisStore:
             raws = await pipe.execute()
         return {c: Memory.from_json(raw) for c, raw in zip(coords, raws, strict=True) if raw}
 
+    @_unavailable
     async def versions(
         self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
     ) -> list[Memory]:
@@ -242,6 +240,7 @@ class RedisStore:
         raws = await self._client.lrange(self._versions_key(namespace, coord), after, stop)
         return [Memory.from_json(raw) for raw in raws]
 
+    @_unavailable
     async def delete(self, namespace: str, coord: str) -> bool:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.delete(self._versions_key(namespace, coord))
@@ -251,6 +250,7 @@ class RedisStore:
             removed, *_ = await pipe.execute()
         return bool(removed)
 
+    @_unavailable
     async def counts(self, namespace: str) -> TypeCounts:
         types = await self._client.hvals(self._index_key(namespace))
         return TypeCounts(
@@ -258,6 +258,7 @@ class RedisStore:
             semantic=sum(t == b"semantic" for t in types),
         )
 
+    @_unavailable
     async def ping(self) -> None:
         await self._client.ping()
 

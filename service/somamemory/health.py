@@ -1,0 +1,110 @@
+"""What ``/health`` and ``/readyz`` report: each backend's state, the mode, the vector backlog."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .embeddings import Embedder
+from .embeddings.base import EmbedderInfo
+from .errors import cause_text
+from .live import LiveStores
+from .metrics import Metrics
+from .stores import VectorStore
+from .stores.outbox import ParkedVectors
+
+PING_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What the wiring chose at startup, reported beside the live stores."""
+
+    redis: str  # external | in-process | down
+    vectors: str  # the vector store's kind (Milvus: lite | server)
+    ping_redis: Callable[[], Awaitable[Any]] | None = None  # None: no Redis connection
+
+
+@dataclass(frozen=True, slots=True)
+class BackendState:
+    ok: bool
+    kind: str
+    detail: str | None = None  # why it does not answer
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    kv_store: bool
+    vector_store: bool
+    cache: bool
+    mode: str
+    degraded: bool
+    reconcile_backlog: int | None  # None: the outbox does not answer
+    reconcile_parked: int | None
+    parked_examples: list[dict[str, object]]
+    backends: dict[str, BackendState]
+    embedder: EmbedderInfo
+
+
+async def _ping(check: Callable[[], Awaitable[Any]]) -> str | None:
+    """None when the backend answers, else the reason it did not."""
+    try:
+        await asyncio.wait_for(check(), PING_TIMEOUT)
+    except Exception as exc:
+        return cause_text(exc)[:300]
+    return None
+
+
+async def ready(live: LiveStores, vectors: VectorStore) -> bool:
+    """Whether the canonical store and the vector store both answer."""
+    errors = await asyncio.gather(_ping(live.store.ping), _ping(vectors.ping))
+    return not any(errors)
+
+
+async def check(
+    live: LiveStores,
+    vectors: VectorStore,
+    embedder: Embedder,
+    deployment: Deployment,
+    metrics: Metrics,
+) -> Health:
+    """Ping every backend, read the outbox, and update the matching metrics."""
+    store, outbox = live.store, live.outbox
+    store_error, vector_error = await asyncio.gather(_ping(store.ping), _ping(vectors.ping))
+    redis_error = None
+    if deployment.ping_redis is not None:
+        redis_error = await _ping(deployment.ping_redis)
+    states = {
+        "postgres": BackendState(
+            store.name == "postgres" and store_error is None, live.postgres, store_error
+        ),
+        "redis": BackendState(
+            deployment.redis != "down" and redis_error is None, deployment.redis, redis_error
+        ),
+        vectors.name: BackendState(vector_error is None, deployment.vectors, vector_error),
+    }
+    for name, state in states.items():
+        metrics.backend_up.labels(backend=name).set(1 if state.ok else 0)
+    backlog: int | None = None
+    parked: ParkedVectors | None = None
+    try:
+        backlog = count = await asyncio.wait_for(outbox.backlog(), PING_TIMEOUT)
+        metrics.reconcile_backlog.set(count)
+        parked = await asyncio.wait_for(outbox.parked(), PING_TIMEOUT)
+        metrics.reconcile_parked.set(parked.count)
+    except Exception:
+        backlog = None
+    return Health(
+        kv_store=store_error is None,
+        vector_store=vector_error is None,
+        cache=live.cache is not None,
+        mode=live.mode,
+        degraded=live.degraded,
+        reconcile_backlog=backlog,
+        reconcile_parked=parked.count if parked else None,
+        parked_examples=parked.examples if parked else [],
+        backends=states,
+        embedder=embedder.info,
+    )

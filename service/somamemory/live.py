@@ -1,0 +1,38 @@
+"""The stores in use right now: one object, which failover switches in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .gate import Gate
+from .stores import Cache, KeyValueStore
+from .stores.outbox import Outbox
+
+
+@dataclass
+class LiveStores:
+    """The canonical store, the cache and the outbox in use now, and the mode they make.
+
+    The memory service, the write path and the reconciler read them here at every use and keep
+    no copy, so a mode switch reaches all of them at once. Writes pass ``gate``, which a switch
+    closes while it swaps the stores, so none lands on a store being swapped out.
+    """
+
+    store: KeyValueStore
+    cache: Cache | None
+    outbox: Outbox
+    mode: str  # one of backends.MODES
+    postgres: str  # external | embedded | down
+    gate: Gate = field(default_factory=Gate)
+
+    @property
+    def degraded(self) -> bool:
+        return self.mode != "normal"
+
+    def switch(
+        self, *, store: KeyValueStore, cache: Cache | None, outbox: Outbox, mode: str, postgres: str
+    ) -> None:
+        """Use other stores from now on: all of them in one step (no await, so no reader sees
+        half a switch). The caller holds ``gate`` closed."""
+        self.store, self.cache, self.outbox = store, cache, outbox
+        self.mode, self.postgres = mode, postgres
