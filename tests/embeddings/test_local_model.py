@@ -1,4 +1,5 @@
-"""The bundled all-MiniLM-L6-v2 model, loaded offline (needs the ``embeddings`` extra)."""
+"""Another local model, named as a directory, on sentence-transformers and torch (the
+``embeddings`` extra). The bundled model's directory stands in for "another model" here."""
 
 from __future__ import annotations
 
@@ -11,29 +12,40 @@ import numpy as np
 import pytest
 
 import somamemory
-from somamemory.embeddings.local import LocalModelEmbedder, local_model_available, model_path
+from somamemory.embeddings.base import EmbedderInfo
+from somamemory.embeddings.bundled import bundled_model_dir
+from somamemory.embeddings.choice import load_local_model
+from somamemory.embeddings.local import LocalModelEmbedder, model_path
 from somamemory.errors import StartupError
 
 
 @pytest.fixture(scope="module")
 def embedder() -> LocalModelEmbedder:
-    return LocalModelEmbedder()
+    model = load_local_model(str(bundled_model_dir()))  # a directory, not the bundled name
+    assert isinstance(model, LocalModelEmbedder)
+    return model
 
 
 def cosine(a: list[float], b: list[float]) -> float:
     return float(np.dot(a, b))  # the vectors are unit length
 
 
-def test_the_bundled_model_is_available() -> None:
-    assert local_model_available()
-
-
-def test_the_model_makes_384_dim_unit_vectors(embedder: LocalModelEmbedder) -> None:
-    assert embedder.dim == 384
-    assert embedder.name == "local:all-MiniLM-L6-v2"
+def test_a_named_directory_runs_on_sentence_transformers(embedder: LocalModelEmbedder) -> None:
+    assert embedder.info == EmbedderInfo(
+        kind="sentence-transformers", model=str(bundled_model_dir()), dim=384
+    )
     [vector] = embedder.embed_sync(["a memory worth keeping"])
     assert len(vector) == 384
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_it_agrees_with_the_onnx_path_on_the_same_weights(
+    embedder: LocalModelEmbedder,
+) -> None:
+    texts = ["the cat sat on the mat", "Quarterly tax returns are due at the end of April."]
+    onnx = await load_local_model("all-MiniLM-L6-v2").embed(texts)
+    for torch_vector, onnx_vector in zip(await embedder.embed(texts), onnx, strict=True):
+        assert cosine(torch_vector, onnx_vector) > 0.999
 
 
 async def test_identical_texts_get_identical_vectors(embedder: LocalModelEmbedder) -> None:
@@ -73,7 +85,8 @@ def test_the_hub_name_of_the_bundled_model_resolves_to_the_package() -> None:
 def test_importing_somamemory_does_not_import_torch() -> None:
     code = (
         "import sys, somamemory, somamemory.app, somamemory.embeddings, "
-        "somamemory.embeddings.local, somamemory.embeddings.openai; "
+        "somamemory.embeddings.choice, somamemory.embeddings.local, "
+        "somamemory.embeddings.minilm_onnx, somamemory.embeddings.openai; "
         "sys.exit('torch' in sys.modules or 'sentence_transformers' in sys.modules)"
     )
     here = str(Path(somamemory.__file__).parents[1])  # the same copy of the package as this test

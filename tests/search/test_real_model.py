@@ -1,5 +1,5 @@
-"""Search by meaning with the real local model (the ``embeddings`` extra): paraphrases rank
-above unrelated texts, which the hash embedder cannot promise."""
+"""Search by meaning with the default model (the bundled all-MiniLM-L6-v2 on onnxruntime, no
+torch): paraphrases rank above unrelated texts, which the hash embedder cannot promise."""
 
 from __future__ import annotations
 
@@ -35,11 +35,9 @@ def model_client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]
         drop_database(database)
 
 
-def test_the_service_picks_the_local_model_when_the_extra_is_installed(
-    model_client: TestClient,
-) -> None:
-    embedder = model_client.app.state.backends.embedder  # type: ignore[attr-defined]
-    assert embedder.name == "local:all-MiniLM-L6-v2" and embedder.dim == 384
+def test_the_service_runs_the_bundled_model_on_onnx_by_default(model_client: TestClient) -> None:
+    health = model_client.get("/health", headers=AUTH).json()
+    assert health["embedder"] == {"kind": "onnx", "model": "all-MiniLM-L6-v2", "dim": 384}
 
 
 @pytest.mark.parametrize(

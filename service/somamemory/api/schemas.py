@@ -197,5 +197,8 @@ class BatchResponse(BaseModel):
 
 
 class BatchRejected(BaseModel):
+    """A 400 of the batch route: an atomic batch with invalid items lists every item's result;
+    a request-level problem (a bad namespace header) has only the detail."""
+
     detail: str
-    results: list[BatchItemResult]
+    results: list[BatchItemResult] = Field(default_factory=list)

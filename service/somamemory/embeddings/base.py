@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from ..models import canonical_json
 
 TEXT_FIELDS = ("text", "content", "memory")
+
+EmbedderKind = Literal["onnx", "sentence-transformers", "openai", "hash"]
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What an embedder is, as ``/health`` reports it: which kind, which model, how many dims."""
+
+    kind: EmbedderKind
+    model: str | None  # None for the hash embedder, which has no model
+    dim: int
 
 
 class Embedder(Protocol):
@@ -15,6 +27,9 @@ class Embedder(Protocol):
 
     name: str
     dim: int
+
+    @property
+    def info(self) -> EmbedderInfo: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

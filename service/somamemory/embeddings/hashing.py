@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .base import EmbedderInfo
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _NGRAM = 3
 _WORD_WEIGHT = 1.0
@@ -43,6 +45,10 @@ class HashEmbedder:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+
+    @property
+    def info(self) -> EmbedderInfo:
+        return EmbedderInfo(kind="hash", model=None, dim=self.dim)
 
     def embed_one(self, text: str) -> list[float]:
         vector = np.zeros(self.dim, dtype=np.float64)

