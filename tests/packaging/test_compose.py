@@ -1,8 +1,11 @@
-"""docker-compose.yml: valid Compose, and its ports and variables are the service's own."""
+"""docker-compose.yml and its two overrides, read statically: valid Compose, and their ports and
+variables are the service's own. test_compose_run.py runs the core profile for real."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,11 +20,34 @@ SOMA_SERVICES = {"api", "migrate"}
 BACKENDS = {"postgres", "redis", "milvus", "etcd", "minio"}
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    with (ROOT / "docker-compose.yml").open() as handle:
+BASE, PORTS, LOCAL = "docker-compose.yml", "docker-compose.override.yml", "compose.local.yml"
+
+
+def load(name: str) -> dict[str, Any]:
+    with (ROOT / name).open() as handle:
         loaded: dict[str, Any] = yaml.safe_load(handle)
     return loaded
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load(BASE)
+
+
+def merged_config(*files: str) -> dict[str, Any]:
+    """What docker-compose itself makes of the files (all of the core profile)."""
+    args = [arg for name in files for arg in ("-f", name)]
+    result = subprocess.run(
+        ["docker-compose", *args, "--profile", "core", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES_"))},
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
 
 
 def interpolate(value: str) -> str:
@@ -34,16 +60,21 @@ def defaults(name: str) -> Any:
 
 
 def published(service: dict[str, Any]) -> dict[int, int]:
-    """{container port: host port} for every "host:container" mapping."""
-    pairs = (str(p).split(":") for p in service.get("ports", []))
-    return {int(container): int(host) for host, container in pairs}
+    """{container port: host port} for every "127.0.0.1:host:container" mapping."""
+    ports = {}
+    for mapping in service.get("ports", []):
+        address, host, container = str(mapping).split(":")
+        assert address == "127.0.0.1", f"{mapping}: published beyond loopback"
+        ports[int(container)] = int(host)
+    return ports
 
 
-def test_compose_file_matches_the_compose_specification(
-    compose: dict[str, Any], compose_spec_schema: dict[str, Any]
+@pytest.mark.parametrize("name", [BASE, PORTS, LOCAL])
+def test_compose_files_match_the_compose_specification(
+    name: str, compose_spec_schema: dict[str, Any]
 ) -> None:
     validator = jsonschema.Draft201909Validator(compose_spec_schema)
-    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(load(name))]
     assert not errors
 
 
@@ -76,7 +107,9 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
 
 
 def test_published_ports_are_the_seeds(compose: dict[str, Any]) -> None:
-    services = compose["services"]
+    assert not any("ports" in service for service in compose["services"].values())
+    services = load(PORTS)["services"]  # read along with docker-compose.yml by default
+    assert set(services) <= set(compose["services"])
     assert published(services["api"]) == {defaults("port"): 10101}
     pg_port = urlsplit(defaults("postgres_url")).port
     assert published(services["postgres"]) == {5432: pg_port} == {5432: 5433}
@@ -130,3 +163,40 @@ def test_settings_built_from_the_compose_env_reach_every_backend(
 def test_api_healthcheck_calls_healthz_on_10101(compose: dict[str, Any]) -> None:
     check = " ".join(compose["services"]["api"]["healthcheck"]["test"])
     assert "http://127.0.0.1:10101/healthz" in check
+
+
+def test_no_service_is_told_to_use_hash_embeddings() -> None:
+    for name in (BASE, LOCAL):
+        for service, config in load(name)["services"].items():
+            environment = config.get("environment") or {}
+            assert "SOMA_FORCE_HASH_EMBEDDINGS" not in environment, (name, service)
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_default_files_publish_the_seed_ports_on_loopback() -> None:
+    services = merged_config()["services"]  # docker-compose.yml + docker-compose.override.yml
+    api = services["api"]
+    assert api["ports"] == ["127.0.0.1:10101:10101/tcp"]
+    assert "network_mode" not in api
+    assert api["environment"]["SOMA_HOST"] == "0.0.0.0"  # inside its own network namespace
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_local_override_runs_everything_on_the_host_network_on_loopback() -> None:
+    config = merged_config(BASE, LOCAL)
+    services = config["services"]
+    assert set(services) == SOMA_SERVICES | BACKENDS
+    for name, service in services.items():
+        assert service["network_mode"] == "host", name
+        assert "ports" not in service, name
+        assert service["init"] is True, name
+    for name in ("api", "migrate"):
+        env = services[name]["environment"]
+        assert env["SOMA_HOST"] == "127.0.0.1"
+        assert env["POSTGRES_URL"] == "postgresql://postgres@127.0.0.1:5432/somamemory"
+        assert (env["REDIS_HOST"], env["SOMA_MILVUS_HOST"]) == ("127.0.0.1", "127.0.0.1")
+        assert services[name]["build"]["network"] == "host"
+    milvus = services["milvus"]
+    assert milvus["entrypoint"] == ["milvus-lite", "server"]
+    assert "--host=127.0.0.1" in milvus["command"] and "--port=19530" in milvus["command"]
+    assert not config.get("networks"), "host networking needs no project network"
