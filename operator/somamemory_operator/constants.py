@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 GROUP = "soma.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -24,37 +26,21 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_VERSION = "app.kubernetes.io/version"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_IMAGE = f"{GROUP}/image"
+# What the operator last applied to a child: fields it set before and no longer renders are
+# removed (a three-way merge, as ``kubectl apply`` does), fields others set are left alone.
+ANNOTATION_LAST_APPLIED = f"{GROUP}/last-applied"
+# On each child: the operator version that last applied it (metadata only, never the pod
+# template: a new operator alone restarts no pod).
+ANNOTATION_OPERATOR_VERSION = f"{GROUP}/operator-version"
+# On a SomaMemory: "true" stops reconciling it (children and status are left as they are).
+ANNOTATION_PAUSED = f"{GROUP}/paused"
 
-# Every variable the service reads (mirrors somamemory.settings.known_env_vars(); a test keeps
-# the two in step). The operator image does not ship the service, so it cannot import it.
-KNOWN_ENV = frozenset(
-    {
-        "POSTGRES_URL",
-        "REDIS_HOST",
-        "REDIS_PORT",
-        "SOMA_REDIS_PASSWORD",
-        "SOMA_REDIS_DB",
-        "SOMA_API_TOKEN",
-        "SOMA_MILVUS_URI",
-        "SOMA_MILVUS_HOST",
-        "SOMA_MILVUS_PORT",
-        "SOMA_MILVUS_TOKEN",
-        "SOMA_MILVUS_COLLECTION",
-        "SOMA_FORCE_HASH_EMBEDDINGS",
-        "SOMA_EMBEDDING_DIM",
-        "SOMA_ENABLE_BATCH_UPSERT",
-        "SOMA_BATCH_SIZE",
-        "SOMA_BATCH_FLUSH_MS",
-        "SOMA_HOST",
-        "SOMA_PORT",
-        "SOMA_NAMESPACE",
-        "SOMA_MAX_PAYLOAD_BYTES",
-        "SOMA_LOG_LEVEL",
-        "SOMA_LOG_JSON",
-        "SOMA_DATA_DIR",
-        "SOMA_CACHE_TTL_SECONDS",
-    }
-)
 
-# Variables set from structured spec fields; spec.env may set only the rest.
-MANAGED_ENV = KNOWN_ENV - {"SOMA_MAX_PAYLOAD_BYTES", "SOMA_CACHE_TTL_SECONDS"}
+def _version() -> str:
+    try:
+        return importlib.metadata.version("somamemory")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "0.0.0"
+
+
+OPERATOR_VERSION = _version()

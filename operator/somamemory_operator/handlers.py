@@ -15,8 +15,18 @@ from typing import Any
 import kopf
 
 from . import metrics
-from .constants import GROUP, KIND, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION
+from .constants import (
+    GROUP,
+    KIND,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    OPERATOR_VERSION,
+    PLURAL,
+    VERSION,
+)
 from .kube import Kube, bearer_token, load_configuration
+from .peering import seniority_priority
 from .reconcile import reconcile
 
 logger = logging.getLogger(__name__)
@@ -37,6 +47,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.scanning.disabled = True
     # We post our own, named Events for each step; kopf adds only its warnings and errors.
     settings.posting.level = logging.WARNING
+    # HA: with peering on (the chart's --peering), the oldest replica reconciles, the rest wait.
+    if not settings.peering.standalone and settings.peering.priority == 0:
+        settings.peering.priority = seniority_priority()
+        logger.info("peering %r with priority %d", settings.peering.name, settings.peering.priority)
     if memo.get("kube") is None:
         memo.kube = Kube(load_configuration(os.environ.get("KUBECONFIG")))
     memo.setdefault("wakeups", {})
@@ -61,9 +75,10 @@ def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """Log kopf in with the same credentials as our client: in-cluster, else ``$KUBECONFIG``."""
-    cfg = load_configuration(os.environ.get("KUBECONFIG"))
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Log kopf in with the same credentials as our client: in-cluster, else ``$KUBECONFIG``
+    (or the file an embedding program names in ``memo.kubeconfig``)."""
+    cfg = load_configuration(memo.get("kubeconfig") or os.environ.get("KUBECONFIG"))
     header = bearer_token(cfg)
     scheme, _sep, token = header.partition(" ") if header else ("", "", "")
     return kopf.ConnectionInfo(
@@ -83,10 +98,10 @@ def watched_count(memo: kopf.Memo, **_: Any) -> int:
     return len(memo.get("wakeups", {}))
 
 
-def _run_once(kube: Kube, namespace: str, name: str) -> None:
+def _run_once(kube: Kube, namespace: str, name: str, version: str) -> None:
     with metrics.RECONCILE_SECONDS.time():
         try:
-            outcome = reconcile(kube, namespace, name)
+            outcome = reconcile(kube, namespace, name, version)
         except Exception:
             metrics.RECONCILES.labels(phase="error").inc()
             raise
@@ -115,7 +130,8 @@ async def reconciler(stopped: Any, namespace: str | None, name: str, memo: Any, 
             wakeup.clear()
             delay = memo.resync_seconds
             try:
-                await asyncio.to_thread(_run_once, memo.kube, namespace, name)
+                version = memo.get("operator_version", OPERATOR_VERSION)
+                await asyncio.to_thread(_run_once, memo.kube, namespace, name, version)
             except Exception:
                 logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
                 delay = min(delay, ERROR_BACKOFF_SECONDS)
@@ -134,6 +150,12 @@ def _poke(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
 async def somamemory_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """Any change of the SomaMemory itself (spec edit, deletion) wakes its loop."""
     _poke(memo, namespace, name)
+
+
+@kopf.on.event("", "v1", "pods", labels=CHILD_SELECTOR)
+async def pod_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    """A server or Job pod changed (it started, failed to pull, crashed): wake its instance."""
+    _poke(memo, namespace, (body.metadata.labels or {}).get(LABEL_INSTANCE))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_SELECTOR)

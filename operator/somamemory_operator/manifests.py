@@ -12,6 +12,7 @@ from typing import Any
 from .constants import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_IMAGE,
+    ANNOTATION_OPERATOR_VERSION,
     API_VERSION,
     APP_NAME,
     DATA_DIR,
@@ -22,7 +23,15 @@ from .constants import (
     LABEL_MANAGED_BY,
     LABEL_NAME,
     MANAGER,
-    RUN_AS_USER,
+)
+from .envvars import user_env
+from .podspec import (
+    container,
+    data_claim_name,
+    embedded_milvus,
+    pod_metadata,
+    pod_spec,
+    spread,
 )
 
 Manifest = dict[str, Any]
@@ -49,6 +58,11 @@ def selector(meta: Meta) -> dict[str, str]:
     return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: meta["name"], LABEL_COMPONENT: "server"}
 
 
+def selector_string(meta: Meta) -> str:
+    """The pod selector as a label query (``status.selector``, read by the scale subresource)."""
+    return ",".join(f"{key}={value}" for key, value in selector(meta).items())
+
+
 def owner_reference(meta: Meta) -> dict[str, Any]:
     """The controller owner reference: deleting the SomaMemory garbage-collects the child."""
     return {
@@ -62,17 +76,22 @@ def owner_reference(meta: Meta) -> dict[str, Any]:
 
 
 def _metadata(meta: Meta, name: str, component: str = "server") -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "name": name,
         "namespace": meta["namespace"],
         "labels": labels(meta, component),
         "ownerReferences": [owner_reference(meta)],
     }
+    if meta.get("version"):
+        out["annotations"] = {ANNOTATION_OPERATOR_VERSION: meta["version"]}
+    return out
 
 
 def settings_env(spec: dict[str, Any]) -> dict[str, str]:
-    """The service's non-secret settings, as the ConfigMap's data."""
-    data = {
+    """The service's non-secret settings, as the ConfigMap's data: ``spec.env``'s values, then
+    the structured fields' (which take precedence)."""
+    data = {item["name"]: item["value"] for item in user_env(spec) if "value" in item}
+    data |= {
         "SOMA_HOST": "0.0.0.0",
         "SOMA_PORT": str(HTTP_PORT),
         "SOMA_DATA_DIR": DATA_DIR,
@@ -100,25 +119,7 @@ def settings_env(spec: dict[str, Any]) -> dict[str, str]:
             data |= {"SOMA_MILVUS_HOST": milvus["host"], "SOMA_MILVUS_PORT": str(milvus["port"])}
         if milvus.get("collection"):
             data["SOMA_MILVUS_COLLECTION"] = milvus["collection"]
-    data |= {item["name"]: item["value"] for item in spec.get("env", [])}
     return data
-
-
-def _secret_env(name: str, ref: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": ref["key"]}}}
-
-
-def secret_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Variables read from Secrets; their values never pass through the operator."""
-    env = [
-        _secret_env("POSTGRES_URL", spec["postgres"]["urlSecretRef"]),
-        _secret_env("SOMA_API_TOKEN", spec["apiTokenSecretRef"]),
-    ]
-    if (ref := (spec.get("redis") or {}).get("passwordSecretRef")) is not None:
-        env.append(_secret_env("SOMA_REDIS_PASSWORD", ref))
-    if (ref := (spec.get("milvus") or {}).get("tokenSecretRef")) is not None:
-        env.append(_secret_env("SOMA_MILVUS_TOKEN", ref))
-    return env
 
 
 def configmap(meta: Meta, spec: dict[str, Any]) -> Manifest:
@@ -141,69 +142,73 @@ def migration_job_name(meta: Meta, spec: dict[str, Any]) -> str:
     return f"{meta['name'][:40]}-migrate-{_digest(spec['image'], spec['postgres'])}"
 
 
-def _container(spec: dict[str, Any], meta: Meta, args: list[str]) -> dict[str, Any]:
-    return {
-        "name": APP_NAME,
-        "image": spec["image"],
-        "imagePullPolicy": spec["imagePullPolicy"],
-        "command": ["somamemory"],
-        "args": args,
-        "envFrom": [{"configMapRef": {"name": meta["name"]}}],
-        "env": secret_env(spec),
-        "resources": spec["resources"],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "data", "mountPath": DATA_DIR},
-        ],
-    }
+def schema_check_job_name(meta: Meta, spec: dict[str, Any]) -> str:
+    """One schema check per image: it only asks the image which revisions it knows."""
+    return f"{meta['name'][:40]}-schema-{_digest(spec['image'])}"
 
 
-def _pod_spec(container: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "data", "emptyDir": {}}],
-        **extra,
-    }
-
-
-def migration_job(meta: Meta, spec: dict[str, Any]) -> Manifest:
-    """The Alembic migration Job (``somamemory migrate``), same image and secrets as the server."""
+def _job(
+    meta: Meta, spec: dict[str, Any], name: str, component: str, main: dict[str, Any]
+) -> Manifest:
+    """A run-once Job of the service image, placed and pulled like the server pods."""
     migration = spec["migration"]
-    pod_labels = labels(meta, "migration")
-    # ``somamemory migrate`` writes the revision to /dev/termination-log (the default path);
-    # :func:`.migration.schema_revision` reads it back from the Pod's terminated state.
-    container = _container(spec, meta, ["migrate"]) | {"terminationMessagePolicy": "File"}
+    # A finished Job's pod keeps its termination message: the file the command wrote, else
+    # (FallbackToLogsOnError) the tail of its log, which is what a failure has to say.
+    main = main | {"terminationMessagePolicy": "FallbackToLogsOnError"}
+    metadata = _metadata(meta, name, component)
+    metadata["annotations"] = {**metadata.get("annotations", {}), ANNOTATION_IMAGE: spec["image"]}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            **_metadata(meta, migration_job_name(meta, spec), "migration"),
-            "annotations": {ANNOTATION_IMAGE: spec["image"]},
-        },
+        "metadata": metadata,
         "spec": {
             "backoffLimit": migration["backoffLimit"],
             "activeDeadlineSeconds": migration["activeDeadlineSeconds"],
             "ttlSecondsAfterFinished": migration["ttlSecondsAfterFinished"],
             "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": _pod_spec(container, restartPolicy="Never"),
+                "metadata": pod_metadata(spec, labels(meta, component), {}),
+                "spec": pod_spec(spec, main, {"emptyDir": {}}, restartPolicy="Never"),
             },
         },
+    }
+
+
+def schema_check_job(meta: Meta, spec: dict[str, Any]) -> Manifest:
+    """``somamemory migrate --print-revisions``: the revisions the image knows, oldest first, in
+    its termination message. It reads no settings and touches no database."""
+    main = container(spec, meta, ["migrate", "--print-revisions"], settings=False)
+    return _job(meta, spec, schema_check_job_name(meta, spec), "schema-check", main)
+
+
+def migration_job(meta: Meta, spec: dict[str, Any]) -> Manifest:
+    """The Alembic migration Job (``somamemory migrate``), same image and secrets as the server.
+
+    ``somamemory migrate`` writes the revision it reached to /dev/termination-log (the default
+    path); :func:`.migration.schema_revision` reads it back from the Pod's terminated state."""
+    main = container(spec, meta, ["migrate"])
+    return _job(meta, spec, migration_job_name(meta, spec), "migration", main)
+
+
+def data_claim(meta: Meta, spec: dict[str, Any]) -> Manifest | None:
+    """milvus-lite's PersistentVolumeClaim without a Milvus server, else None.
+
+    It has no owner reference, so it outlives the SomaMemory (as the service chart's does)."""
+    if not embedded_milvus(spec):
+        return None
+    storage = spec["storage"]
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage["size"]}},
+    }
+    if storage.get("storageClassName"):
+        claim["storageClassName"] = storage["storageClassName"]
+    metadata = _metadata(meta, data_claim_name(meta))
+    del metadata["ownerReferences"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata,
+        "spec": claim,
     }
 
 
@@ -217,26 +222,36 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def deployment(meta: Meta, spec: dict[str, Any], settings_hash: str) -> Manifest:
-    """The server Deployment; only rendered once the image's migration has succeeded."""
-    container = _container(spec, meta, ["serve"])
-    container |= {
+    """The server Deployment; only rendered once the image's migration has succeeded.
+
+    ``settings_hash`` (of the ConfigMap) sits in the pod template, so a settings change rolls
+    the pods. Without a Milvus server the one pod keeps milvus-lite on a claim and is replaced,
+    not surged (two pods cannot open one milvus-lite)."""
+    main = container(spec, meta, ["serve"])
+    main |= {
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "startupProbe": _probe("/healthz", 2, 60),
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 3),
     }
+    if embedded_milvus(spec):
+        data: dict[str, Any] = {"persistentVolumeClaim": {"claimName": data_claim_name(meta)}}
+        strategy: dict[str, Any] = {"type": "Recreate"}
+    else:
+        data = {"emptyDir": {}}
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     body: dict[str, Any] = {
         "selector": {"matchLabels": selector(meta)},
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-        },
+        "strategy": strategy,
         "template": {
-            "metadata": {
-                "labels": labels(meta),
-                "annotations": {ANNOTATION_CONFIG_HASH: settings_hash},
-            },
-            "spec": _pod_spec(container, terminationGracePeriodSeconds=30),
+            "metadata": pod_metadata(spec, labels(meta), {ANNOTATION_CONFIG_HASH: settings_hash}),
+            "spec": pod_spec(
+                spec,
+                main,
+                data,
+                terminationGracePeriodSeconds=30,
+                topologySpreadConstraints=spread(spec, selector(meta)),
+            ),
         },
     }
     if not spec["autoscaling"]["enabled"]:
@@ -311,6 +326,6 @@ def rendered_env_names(*manifests: Manifest) -> set[str]:
             names |= set(manifest["data"])
             continue
         pod = manifest["spec"]["template"]["spec"]
-        for container in pod["containers"]:
-            names |= {item["name"] for item in container.get("env", [])}
+        for main in pod["containers"]:
+            names |= {item["name"] for item in main.get("env", [])}
     return names

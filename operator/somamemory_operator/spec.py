@@ -11,8 +11,9 @@ import copy
 import re
 from typing import Any
 
-from .constants import KNOWN_ENV, MANAGED_ENV
-from .crd import Schema, spec_schema
+from .constants import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME
+from .crd import DNS_1035, MAX_NAME, Schema, spec_schema
+from .envvars import env_problems
 
 Spec = dict[str, Any]
 
@@ -47,24 +48,22 @@ def _check_milvus(milvus: dict[str, Any] | None) -> list[str]:
     return []
 
 
-def _check_env(env: list[dict[str, Any]]) -> list[str]:
-    problems = []
-    seen: set[str] = set()
-    for index, item in enumerate(env):
-        name = item.get("name", "")
-        where = f"spec.env[{index}].name"
-        if name in seen:
-            problems.append(f"{where}: {name} is set twice")
-        seen.add(name)
-        if name not in KNOWN_ENV:
-            problems.append(f"{where}: {name} is not a setting the service reads")
-        elif name in MANAGED_ENV:
-            problems.append(f"{where}: {name} is set by the operator from other spec fields")
-    return problems
+def _check_embedded(spec: Spec) -> list[str]:
+    """Without a Milvus server one pod keeps milvus-lite on its volume; a second could not."""
+    if spec.get("milvus") or (spec["replicas"] <= 1 and not spec["autoscaling"]["enabled"]):
+        return []
+    return [
+        "spec.replicas: without spec.milvus the server keeps milvus-lite on one volume: set "
+        "replicas to 0 or 1 with autoscaling off, or name a Milvus server in spec.milvus"
+    ]
 
 
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MAX_NAME = 52  # leaves room for the Service, Job and pod name suffixes Kubernetes adds
+def _check_pod_labels(labels: dict[str, str]) -> list[str]:
+    taken = sorted(set(labels) & {LABEL_NAME, LABEL_INSTANCE, LABEL_COMPONENT, LABEL_MANAGED_BY})
+    return [f"spec.podLabels: {key} is a label the operator selects its pods by" for key in taken]
+
+
+_DNS_LABEL = re.compile(DNS_1035)
 
 
 def check_name(name: str) -> None:
@@ -90,7 +89,9 @@ def normalize(raw: Spec) -> Spec:
             f"({scaling['minReplicas']}) exceeds maxReplicas ({scaling['maxReplicas']})"
         )
     problems += _check_milvus(spec.get("milvus"))
-    problems += _check_env(spec.get("env", []))
+    problems += env_problems(spec.get("env", []))
+    problems += _check_embedded(spec)
+    problems += _check_pod_labels(spec.get("podLabels") or {})
     if problems:
         raise SpecError("; ".join(problems))
     return spec

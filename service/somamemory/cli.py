@@ -107,6 +107,13 @@ def migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
+    if args.print_revisions:
+        # what this image's schema is, without a database: the operator reads it before it
+        # migrates, and refuses an image that does not know the database's revision
+        revisions = "\n".join(schema.known_revisions())
+        print(revisions)
+        _report(settings, revisions)
+        return 0
     if settings.postgres_configured:
         schema.upgrade_to_head(settings.postgres_url)
     else:
@@ -119,11 +126,16 @@ def migrate(args: argparse.Namespace) -> int:
                 server.stop()
     revision = schema.head_revision()
     print(f"schema at revision {revision}")
+    _report(settings, revision)
+    return 0
+
+
+def _report(settings: Settings, text: str) -> None:
+    """Leave ``text`` as the container's termination message, where there is one."""
     if settings.termination_log.parent.is_dir():
         # a migration Job's pod reports it to whoever watches (the operator)
         with contextlib.suppress(OSError):
-            settings.termination_log.write_text(revision + "\n")
-    return 0
+            settings.termination_log.write_text(text + "\n")
 
 
 def show_config(args: argparse.Namespace) -> int:
@@ -139,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, help="port to listen on (default 10101)")
     serve_cmd.set_defaults(run=serve)
     migrate_cmd = commands.add_parser("migrate", help="apply the Alembic migrations (upgrade head)")
+    migrate_cmd.add_argument(
+        "--print-revisions",
+        action="store_true",
+        help="print the schema revisions this version knows, oldest first (the last is the one "
+        "it needs), also to the termination log; touches no database",
+    )
     migrate_cmd.set_defaults(run=migrate)
     config_cmd = commands.add_parser("config", help="print the effective settings")
     config_cmd.set_defaults(run=show_config)

@@ -62,6 +62,12 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> list[str]:
+    """Every revision of the migrations, oldest first (the last is the head)."""
+    script = ScriptDirectory.from_config(Config(str(alembic_ini_path())))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
 async def current_revision(connection: asyncpg.Connection) -> str | None:
     """The revision recorded in the database, or None before the first migration."""
     exists = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")

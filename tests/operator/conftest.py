@@ -24,6 +24,7 @@ import yaml
 from somamemory_operator.kube import Kube, load_configuration
 
 SMEM = "soma.dev/v1alpha1/somamemories"
+PEERINGS = "kopf.dev/v1/clusterkopfpeerings"
 
 
 class Cluster:
@@ -66,6 +67,15 @@ class Operator(Cluster):
         self.liveness_url = liveness_url
 
 
+def kopf_memo(kubeconfig: pathlib.Path, **extra: Any) -> Any:
+    """The memo an operator starts with: the cluster's kubeconfig (for kopf's login) and our
+    client for it, and a fast resync."""
+    import kopf
+
+    kube = Kube(load_configuration(str(kubeconfig)))
+    return kopf.Memo(kube=kube, kubeconfig=str(kubeconfig), resync_seconds=2.0, **extra)
+
+
 def _free_port() -> int:
     """A loopback port nobody listens on (for kopf's liveness server, which cannot bind 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -85,6 +95,13 @@ def _declare_resources(emulator: kmock.KubernetesEmulator) -> None:
         shortnames={"smem"},
         subresources={"status"},
     )
+    # kopf's peering object (its CRD ships with the operator chart): HA replicas meet there
+    emulator.resources[PEERINGS] = kmock.ResourceInfo(
+        kind="ClusterKopfPeering",
+        singular="clusterkopfpeering",
+        namespaced=False,
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+    )
 
 
 def _write_kubeconfig(url: str, path: pathlib.Path) -> pathlib.Path:
@@ -100,12 +117,12 @@ def _write_kubeconfig(url: str, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+@contextlib.asynccontextmanager
+async def _emulated(path: pathlib.Path) -> AsyncIterator[Cluster]:
     """kmock on loopback with the bundled kinds and the SomaMemory CRD's resource."""
     async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
         _declare_resources(emulator)
-        path = _write_kubeconfig(str(emulator.url), tmp_path_factory.mktemp("kube") / "config")
+        _write_kubeconfig(str(emulator.url), path)
         trimmer = asyncio.create_task(_trim_request_log(emulator))
         try:
             yield Cluster(emulator, Kube(load_configuration(str(path))), str(emulator.url))
@@ -113,6 +130,20 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
             trimmer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await trimmer
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """The emulated cluster the session's operator runs against."""
+    async with _emulated(tmp_path_factory.mktemp("kube") / "config") as emulated:
+        yield emulated
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_cluster(tmp_path: pathlib.Path) -> AsyncIterator[Cluster]:
+    """A cluster of its own, for tests that start and stop operators themselves."""
+    async with _emulated(tmp_path / "config") as emulated:
+        yield emulated
 
 
 async def _trim_request_log(emulator: kmock.KubernetesEmulator) -> None:
@@ -125,6 +156,54 @@ async def _trim_request_log(emulator: kmock.KubernetesEmulator) -> None:
         await asyncio.sleep(0.05)
 
 
+class OperatorThread:
+    """One real operator (kopf, in-process) on its own event loop in a thread.
+
+    kopf cancels every task it did not start when it stops; on a shared loop that would include
+    pytest's own fixture finalizers, hence the thread.
+    """
+
+    def __init__(self, memo: Any, **options: Any) -> None:
+        self.memo = memo
+        self.options = options
+        self.ready, self.stop_flag = threading.Event(), threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="kopf-operator", daemon=True)
+
+    def _run(self) -> None:
+        import kopf
+
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=kopf.get_default_registry(),
+                    settings=kopf.OperatorSettings(),
+                    memo=self.memo,
+                    clusterwide=True,
+                    ready_flag=self.ready,
+                    stop_flag=self.stop_flag,
+                    **self.options,
+                )
+            )
+        except BaseException as exc:  # surfaced by stop()
+            self.errors.append(exc)
+            self.ready.set()
+
+    async def start(self) -> OperatorThread:
+        import somamemory_operator  # noqa: F401  (registers the handlers)
+
+        self.thread.start()
+        assert await asyncio.to_thread(self.ready.wait, 20), "the operator did not start"
+        assert not self.errors, self.errors
+        return self
+
+    async def stop(self) -> None:
+        self.stop_flag.set()
+        await asyncio.to_thread(self.thread.join, 30)
+        assert not self.thread.is_alive(), "the operator did not stop"
+        assert not self.errors, self.errors
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
@@ -135,49 +214,15 @@ async def operator(
     kopf runs on its own event loop in a thread: at shutdown it cancels every task it did not
     start, which on a shared loop would include pytest's own fixture finalizers.
     """
-    import kopf
-
-    import somamemory_operator  # noqa: F401  (registers the handlers)
-
     path = _write_kubeconfig(cluster.url, tmp_path_factory.mktemp("kopf") / "config")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("KUBECONFIG", str(path))  # read by the operator's login handler
-    settings = kopf.OperatorSettings()
-    memo = kopf.Memo(kube=Kube(load_configuration(str(path))), resync_seconds=2.0, metrics_port=0)
+    memo = kopf_memo(path, metrics_port=0)
     liveness_url = f"http://127.0.0.1:{_free_port()}/healthz"
-    ready, stop = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=kopf.get_default_registry(),
-                    settings=settings,
-                    memo=memo,
-                    clusterwide=True,
-                    standalone=True,
-                    liveness_endpoint=liveness_url,
-                    ready_flag=ready,
-                    stop_flag=stop,
-                )
-            )
-        except BaseException as exc:  # surfaced by the fixture's teardown
-            errors.append(exc)
-            ready.set()
-
-    thread = threading.Thread(target=run, name="kopf-operator", daemon=True)
-    thread.start()
+    running = OperatorThread(memo, standalone=True, liveness_endpoint=liveness_url)
+    await running.start()
     try:
-        assert await asyncio.to_thread(ready.wait, 20), "the operator did not start"
-        assert not errors, errors
         metrics_url = f"http://127.0.0.1:{memo.metrics_port}/metrics"  # bound by startup
         yield Operator(cluster, metrics_url, liveness_url)
     finally:
-        stop.set()
-        await asyncio.to_thread(thread.join, 30)
-        monkeypatch.undo()
-    assert not thread.is_alive(), "the operator did not stop"
-    assert not errors, errors
+        await running.stop()
     with pytest.raises(OSError):  # the cleanup handler closed the metrics server
         socket.create_connection(("127.0.0.1", memo.metrics_port), timeout=1).close()

@@ -95,9 +95,10 @@ async def _roll_out(cluster: Cluster, ns: str, replicas: int = 2) -> None:
     await cluster.call(cluster.kube.patch, "Deployment", ns, NAME, {"status": status}, "status")
 
 
-async def _ready(cluster: Cluster, ns: str) -> dict[str, Any]:
-    """Create a SomaMemory and play the cluster until it is Ready."""
-    await _create(cluster, ns, _spec())
+async def _ready(cluster: Cluster, ns: str, create: bool = True) -> dict[str, Any]:
+    """Create a SomaMemory (unless it exists) and play the cluster until it is Ready."""
+    if create:
+        await _create(cluster, ns, _spec())
     job = await _job(cluster, ns)
     await _finish_job(cluster, ns, job["metadata"]["name"])
     await cluster.eventually(lambda: cluster.get("Deployment", ns, NAME), "the Deployment")
@@ -159,9 +160,11 @@ async def test_succeeded_job_deploys_and_ready_pods_make_it_ready(operator: Clus
     status = await operator.eventually(lambda: _phase_is(operator, ns, "Ready"), "Ready")
     conds = _conditions(status)
     assert {t: c["status"] for t, c in conds.items()} == {
+        "Ready": "True",
+        "Reconciling": "False",  # kstatus: current, nothing in flight, nothing stuck
+        "Stalled": "False",
         "MigrationsApplied": "True",
         "Available": "True",
-        "Ready": "True",
         "Degraded": "False",
     }
     assert all(c["observedGeneration"] == 1 and c["lastTransitionTime"] for c in conds.values())
@@ -325,7 +328,7 @@ async def test_the_migration_pods_termination_message_is_the_schema_revision(
     job = await _job(operator, ns)
     job_name = job["metadata"]["name"]
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["terminationMessagePolicy"] == "File"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert container.get("terminationMessagePath", "/dev/termination-log") == "/dev/termination-log"
     # The cluster's part: the Job's Pod ran `somamemory migrate`, which wrote "0001\n" to
     # /dev/termination-log; the kubelet put it in the terminated state. (kmock ignores the

@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-from somamemory_operator import manifests
-from somamemory_operator.constants import KNOWN_ENV
+from somamemory_operator import codegen, manifests
 from somamemory_operator.crd import crd, crd_yaml
+from somamemory_operator.envvars import OWNED_ENV, free_env
+from somamemory_operator.service_env import SERVICE_ENV
 from somamemory_operator.spec import SpecError, check_name, normalize
 from tests.support.k8s import helm_binary, validate_manifests
 
@@ -60,11 +61,24 @@ def test_every_rendered_manifest_is_valid_kubernetes() -> None:
     validate_manifests(_all_children(normalize({**_example()["spec"], "milvus": {"uri": "x"}})))
 
 
+def test_the_settings_spec_env_accepts_come_from_the_service_settings_object() -> None:
+    """One source of truth: service_env.py is generated from somamemory.settings.Settings."""
+    from somamemory.settings import known_env_vars
+
+    assert codegen.SERVICE_ENV_FILE.read_text() == codegen.service_env_source(), (
+        "regenerate: python -m somamemory_operator.crd --write"
+    )
+    assert set(SERVICE_ENV) == known_env_vars()
+    assert set(OWNED_ENV) <= set(SERVICE_ENV)  # a renamed setting fails here
+    assert "SOMA_EMBEDDINGS_URL" in free_env() and "SOMA_EMBEDDINGS_API_KEY" in free_env()
+    assert set(free_env()) | set(OWNED_ENV) == known_env_vars()
+
+
 def test_every_rendered_env_var_is_one_the_service_reads() -> None:
-    settings = pytest.importorskip("somamemory.settings")
-    assert settings.known_env_vars() >= KNOWN_ENV
+    from somamemory.settings import known_env_vars
+
     spec = normalize(_example()["spec"])
-    assert manifests.rendered_env_names(*_all_children(spec)[:3]) <= settings.known_env_vars()
+    assert manifests.rendered_env_names(*_all_children(spec)[:3]) <= known_env_vars()
 
 
 def test_deployment_has_probes_port_security_and_owner() -> None:
@@ -105,7 +119,8 @@ def test_migration_job_reports_its_revision_in_the_termination_message() -> None
     job = manifests.migration_job(META, normalize(_example()["spec"]))
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["migrate"]
-    assert container["terminationMessagePolicy"] == "File"
+    # the file when the command wrote one, else (a failure) the tail of its log
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert "terminationMessagePath" not in container  # the default, /dev/termination-log
 
 
@@ -113,16 +128,21 @@ def test_crd_is_valid_and_the_checked_in_copies_match_it() -> None:
     validate_manifests([crd()])
     text = crd_yaml()
     assert (ROOT / "operator" / "crd" / "somamemory-crd.yaml").read_text() == text
-    assert (CHART / "crds" / "somamemory-crd.yaml").read_text() == text
+    assert (CHART / "templates" / "crd.yaml").read_text() == codegen.chart_crd_template(text)
+    assert not (CHART / "crds" / "somamemory-crd.yaml").exists()  # crds/ is never upgraded
     version = crd()["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Phase",
-        "Ready",
-        "Schema",
-        "Image",
-        "Age",
-    ]
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Phase", "Ready", "Schema", "Image", "Age"]
+    assert all(c.get("priority", 0) == 0 for c in columns.values())  # all in plain `get`
+    assert columns["Schema"]["jsonPath"] == ".status.schemaRevision"
     assert crd()["spec"]["names"]["shortNames"] == ["smem"]
 
 
@@ -173,7 +193,9 @@ def test_operator_chart_lints_and_renders_valid_manifests(values: str | None) ->
     _helm("lint", "--strict", str(CHART), *extra)
     rendered = _helm("template", "soma", str(CHART), "--include-crds", *extra)
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    validate_manifests(docs)
+    peerings = [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
+    validate_manifests([d for d in docs if d not in peerings])
+    validate_peerings(peerings, docs)
     kinds = {d["kind"] for d in docs}
     assert {"CustomResourceDefinition", "ServiceAccount", "Deployment"} <= kinds
     if values:
@@ -194,6 +216,19 @@ def test_operator_chart_lints_and_renders_valid_manifests(values: str | None) ->
     metrics_port = env.get("SOMA_OPERATOR_METRICS_PORT")
     assert (int(metrics_port) if metrics_port else None) == ports.get("metrics")
     assert ("metrics" in ports) is (values is None)  # the ci values turn metrics off
+
+
+def validate_peerings(peerings: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
+    """kopf's peering objects, against the peering CRDs the chart ships."""
+    crds = {
+        d["spec"]["names"]["kind"]: d
+        for d in docs
+        if d["kind"] == "CustomResourceDefinition" and d["spec"]["group"] == "kopf.dev"
+    }
+    assert peerings, "peering is on by default: the chart creates the peering object"
+    for doc in peerings:
+        schema = crds[doc["kind"]]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        jsonschema.validate(doc, schema)
 
 
 def test_kopf_run_finds_the_handlers() -> None:
