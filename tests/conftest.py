@@ -143,3 +143,9 @@ def namespace() -> str:
 def headers(namespace: str) -> dict[str, str]:
     """Auth and a namespace of this test's own."""
     return {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": namespace}
+
+
+def pytest_report_header() -> str:
+    from .api.test_contract import SEED
+
+    return f"contract fuzzing seed: {SEED} (replay with SOMA_FUZZ_SEED={SEED})"
