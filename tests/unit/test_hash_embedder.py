@@ -35,3 +35,27 @@ def test_word_pieces_bring_inflections_together() -> None:
     assert _cos("deployments failing", "deployment failed") > _cos(
         "deployments failing", "banana bread"
     )
+
+
+async def test_a_large_input_is_hashed_off_the_event_loop() -> None:
+    """The loop keeps turning (other requests, /healthz) while megabytes of text are hashed."""
+    import asyncio
+
+    embedder = HashEmbedder(64)
+    texts = [" ".join(f"word{i}" for i in range(20_000))] * 10  # about 1.2 MB
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    counting = asyncio.create_task(ticker())
+    vectors = await embedder.embed(texts)
+    ticks_during = ticks
+    done.set()
+    await counting
+    assert len(vectors) == 10 and vectors[0] == embedder.embed_one(texts[0])
+    assert ticks_during > 1, "the event loop was blocked while hashing"

@@ -6,6 +6,7 @@ so cosine similarity is meaningful (if far from a language model's). Vectors are
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import re
@@ -19,6 +20,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _NGRAM = 3
 _WORD_WEIGHT = 1.0
 _NGRAM_WEIGHT = 0.5
+# Below this many characters hashing takes well under a millisecond: cheaper than a thread hop.
+INLINE_CHARACTERS = 4096
 
 
 def _features(text: str) -> list[tuple[str, float]]:
@@ -62,4 +65,8 @@ class HashEmbedder:
         return (vector / norm).astype(np.float32).tolist()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self.embed_one(text) for text in texts]
+        """Embed; a large input is hashed in a worker thread, so the event loop (and every other
+        request, /healthz included) never waits on it."""
+        if sum(len(text) for text in texts) <= INLINE_CHARACTERS:
+            return [self.embed_one(text) for text in texts]
+        return await asyncio.to_thread(lambda: [self.embed_one(text) for text in texts])
