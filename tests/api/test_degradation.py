@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -81,12 +80,10 @@ def test_milvus_down_refuses_to_start_with_a_clear_message(
 ) -> None:
     port = free_port()
     settings = make_settings(milvus_uri=f"http://127.0.0.1:{port}", connect_timeout_seconds=1.0)
-    started = time.monotonic()
     with pytest.raises(StartupError) as raised, TestClient(create_app(settings)):
         pass
     assert f"Milvus at http://127.0.0.1:{port} is unreachable" in str(raised.value)
-    assert "SOMA_MILVUS_URI" in str(raised.value)
-    assert time.monotonic() - started < 30  # fails fast, does not hang
+    assert "SOMA_MILVUS_URI" in str(raised.value)  # (a hang would fail on the test timeout)
 
 
 def test_a_schema_behind_head_is_refused_naming_the_command(

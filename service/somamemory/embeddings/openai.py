@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -82,6 +82,7 @@ class OpenAIEmbedder:
         batch_size: int = 64,
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if batch_size < 1 or max_retries < 0:
             raise ValueError("batch_size must be >= 1 and max_retries >= 0")
@@ -93,6 +94,7 @@ class OpenAIEmbedder:
         self.batch_size = batch_size
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self._sleep = sleep  # injectable: tests record the waits instead of sleeping
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
 
@@ -126,7 +128,7 @@ class OpenAIEmbedder:
                     "embedding request failed, retrying",
                     extra={"url": self.url, "reason": failure.reason, "delay_s": round(delay, 3)},
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 attempt += 1
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
