@@ -23,7 +23,7 @@ from .errors import BackendUnavailable, ShutdownIncomplete, StartupError
 from .health import Deployment
 from .live import LiveStores
 from .settings import Settings
-from .stores import Cache, KeyValueStore, Locks, VectorStore
+from .stores import Cache, KeyValueStore, Locks, RateLimiter, VectorStore
 from .stores.fallback_locks import FallbackLocks
 from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
 from .stores.journal import RedisJournal
@@ -31,6 +31,7 @@ from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_pool import Pool, connection, create_pool
+from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
 from .stores.redis import RedisCache, RedisLocks, RedisStore
 from .stores.redis_client import Client, open_client
 from .stores.redis_client import ping as ping_redis
@@ -46,6 +47,7 @@ class Backends:
 
     live: LiveStores  # the store, cache and outbox in use, and the mode (failover switches them)
     locks: Locks
+    rate_limiter: RateLimiter | None  # None: no limit (SOMA_RATE_LIMIT_MAX=0)
     vectors: VectorStore
     embedder: Embedder
     redis: str  # external | in-process | down
@@ -211,6 +213,7 @@ async def open_backends(settings: Settings) -> Backends:
 
     prefix = settings.redis_key_prefix
     locks: Locks
+    limiter = _rate_limiter(settings, client)
     if client is not None:
         locks = FallbackLocks(
             RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds),
@@ -244,6 +247,7 @@ async def open_backends(settings: Settings) -> Backends:
     return Backends(
         live=LiveStores(store, cache, outbox, mode, postgres_kind),
         locks=locks,
+        rate_limiter=limiter,
         vectors=vectors,
         embedder=embedder,
         redis=redis_kind,
@@ -273,3 +277,17 @@ def redis_cache(client: Client, settings: Settings) -> RedisCache:
     return RedisCache(
         client, prefix=settings.redis_key_prefix, ttl_seconds=settings.cache_ttl_seconds
     )
+
+
+def _rate_limiter(settings: Settings, client: Client | None) -> RateLimiter | None:
+    """Per-token limits: in Redis when it answers (shared by replicas), else in-process."""
+    if settings.rate_limit_max == 0:
+        return None
+    limit, window = settings.rate_limit_max, settings.rate_limit_window
+    local = InProcessRateLimiter(limit, window)
+    if client is None:
+        return local
+    shared = RedisRateLimiter(
+        client, prefix=settings.redis_key_prefix, limit=limit, window_seconds=window
+    )
+    return FallbackRateLimiter(shared, local)

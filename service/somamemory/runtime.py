@@ -83,6 +83,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             batcher=batcher,
             max_payload_bytes=settings.max_payload_bytes,
             max_top_k=settings.max_top_k,
+            rate_limiter=backends.rate_limiter,
         )
         reconciler = Reconciler(
             live=backends.live,

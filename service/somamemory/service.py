@@ -20,7 +20,7 @@ from .health import Deployment, Health
 from .live import LiveStores
 from .metrics import Metrics
 from .models import Memory, MemoryType, NewMemory, TypeCounts
-from .stores import CacheLookup, Locks, VectorStore
+from .stores import CacheLookup, Locks, RateLimiter, VectorStore
 from .writes import WritePath, Written, check_vector, prepare
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class MemoryService:
         max_payload_bytes: int,
         max_top_k: int = 100,
         batcher: Batcher[NewMemory, Written] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
+        self.rate_limiter = rate_limiter
         self.writes = writes
         self.batcher = batcher
         self.live = live  # the store and cache in use (failover switches them)
@@ -54,6 +56,12 @@ class MemoryService:
         self.deployment = deployment
         self.max_payload_bytes = max_payload_bytes
         self.max_top_k = max_top_k
+
+    async def admit(self, caller: str) -> float | None:
+        """Count one request of ``caller``: None to serve it, else seconds until it may retry."""
+        if self.rate_limiter is None:
+            return None
+        return await self.rate_limiter.hit(caller)
 
     async def store_memory(
         self,

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(60.0, gt=0)
     http_keepalive_seconds: float = Field(5.0, gt=0)
     http_max_concurrency: int = Field(512, ge=1)  # connections and requests; 503 beyond
+    # Per token: at most rate_limit_max requests per rate_limit_window seconds (0 = no limit);
+    # shared by replicas through Redis. The probes and /metrics are never limited.
+    rate_limit_max: int = Field(0, ge=0)
+    rate_limit_window: float = Field(60.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = False
 

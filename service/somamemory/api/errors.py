@@ -91,6 +91,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, object]]:
         401: "Missing or wrong bearer token.",
         404: "No such memory in this namespace.",
         413: "Payload or request too large.",
+        429: "Over the token's rate limit; Retry-After says when to come back.",
         503: "A backend the request needs is unavailable.",
     }
-    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
+    if 401 in codes:  # whatever needs a token is rate-limited per token
+        codes = (*codes, 429)
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in sorted(codes)}

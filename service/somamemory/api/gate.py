@@ -8,10 +8,13 @@ without touching the body; the route dependency stays, for the OpenAPI descripti
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..service import MemoryService
 from .deps import token_problem
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
@@ -23,6 +26,11 @@ def _host_name(host: bytes) -> bytes:
     if host.startswith(b"["):
         return host.split(b"]", 1)[0] + b"]"
     return host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+
+
+def _caller(authorization: bytes | None) -> str:
+    """Whom a request counts against: its token (by digest, never the secret itself)."""
+    return hashlib.sha256(authorization or b"anonymous").hexdigest()[:32]
 
 
 async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
@@ -57,9 +65,20 @@ class AuthGate:
                 detail = "without a token this service answers only to localhost, 127.0.0.1, [::1]"
                 await _refuse(send, 421, detail, [])
                 return
-        elif scope["path"] not in self.public:
+        if scope["path"] in self.public:
+            await self.app(scope, receive, send)
+            return
+        if self.token is not None:
             problem = token_problem(headers.get(b"authorization"), self.token)
             if problem is not None:
                 await _refuse(send, 401, problem, [(b"www-authenticate", b"Bearer")])
+                return
+        service: MemoryService | None = getattr(scope["app"].state, "service", None)
+        if service is not None:
+            wait = await service.admit(_caller(headers.get(b"authorization")))
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                detail = f"rate limit exceeded for this token; retry in {seconds} s"
+                await _refuse(send, 429, detail, [(b"retry-after", str(seconds).encode())])
                 return
         await self.app(scope, receive, send)

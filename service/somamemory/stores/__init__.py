@@ -1,5 +1,5 @@
 """Backends behind small protocols: canonical key-value stores, caches, locks, vector stores."""
 
-from .protocols import Cache, CacheLookup, KeyValueStore, Locks, VectorStore
+from .protocols import Cache, CacheLookup, KeyValueStore, Locks, RateLimiter, VectorStore
 
-__all__ = ["Cache", "CacheLookup", "KeyValueStore", "Locks", "VectorStore"]
+__all__ = ["Cache", "CacheLookup", "KeyValueStore", "Locks", "RateLimiter", "VectorStore"]

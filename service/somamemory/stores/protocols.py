@@ -110,6 +110,16 @@ class Locks(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """Counts requests per key over a window."""
+
+    name: str
+
+    async def hit(self, key: str) -> float | None:
+        """Count one request: None if within the limit, else seconds until the window ends."""
+        ...
+
+
 class VectorStore(Protocol):
     """One vector per live memory, searchable by similarity."""
 
