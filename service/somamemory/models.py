@@ -74,6 +74,36 @@ class TypeCounts:
         return self.episodic + self.semantic
 
 
+@dataclass(frozen=True, slots=True)
+class DeletionReceipt:
+    """Where a delete removed a memory from: each store says ``done``, or why not yet.
+
+    ``canonical`` is ``done`` (or ``absent``: nothing was there); ``cache`` is ``done``, ``none``
+    (no cache) or ``unreachable`` (its entry expires within the cache TTL); ``vector`` is ``done``
+    or ``pending`` (the reconciler removes it; ``GET /memories/{coord}/deletion`` tells when).
+    """
+
+    coord: str
+    deleted: bool
+    canonical: str
+    cache: str
+    vector: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionStatus:
+    """Whether each store is clear of a memory now."""
+
+    coord: str
+    canonical: bool
+    cache: bool
+    vector: bool
+
+    @property
+    def clear(self) -> bool:
+        return self.canonical and self.cache and self.vector
+
+
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``: the one time format of every answer (pydantic's too)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

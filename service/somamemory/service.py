@@ -19,7 +19,7 @@ from .filters import parse_filter
 from .health import Deployment, Health
 from .live import LiveStores
 from .metrics import Metrics
-from .models import Memory, MemoryType, NewMemory, TypeCounts
+from .models import DeletionReceipt, DeletionStatus, Memory, MemoryType, NewMemory, TypeCounts
 from .stores import CacheLookup, Locks, RateLimiter, VectorStore
 from .writes import WritePath, Written, check_vector, prepare
 
@@ -156,17 +156,45 @@ class MemoryService:
         more = len(page) < len(history)
         return key, page, (page[-1].version if more and page else None)
 
-    async def delete_memory(self, namespace: str, coord: str) -> tuple[str, bool]:
-        """Delete a memory, its versions, its cache entry and its vector; idempotent."""
+    async def delete_memory(self, namespace: str, coord: str) -> DeletionReceipt:
+        """Delete a memory, its versions, its cache entry and its vector; idempotent.
+
+        The receipt says where it is gone from already. The canonical delete is the one that
+        counts (it also queues the vector's removal), so a cache or vector store that does not
+        answer leaves the delete standing and says so instead of failing it.
+        """
         key = normalize_coord(coord)
         async with self.locks.hold(f"{namespace}:{key}"):
             async with self.live.gate.passage():
                 deleted = await self.live.store.delete(namespace, key)
+            cache_state = "none"
             cache = self.live.cache
             if cache is not None:
-                await cache.invalidate(namespace, key)
-            await self.writes.unindex(namespace, key)
-        return key, deleted
+                try:
+                    await cache.invalidate(namespace, key)
+                    cache_state = "done"
+                except BackendUnavailable:
+                    log.warning(
+                        "cache entry of a deleted memory not dropped; it expires on its own"
+                    )
+                    cache_state = "unreachable"
+            vector_done = await self.writes.unindex(namespace, key)
+        return DeletionReceipt(
+            coord=key,
+            deleted=deleted,
+            canonical="done" if deleted else "absent",
+            cache=cache_state,
+            vector="done" if vector_done else "pending",
+        )
+
+    async def deletion_status(self, namespace: str, coord: str) -> DeletionStatus:
+        """Whether the canonical store, the cache and the vector store are all clear of it."""
+        key = normalize_coord(coord)
+        canonical = await self.live.store.get(namespace, key) is None
+        cache = self.live.cache
+        cached = (await cache.get(namespace, key)).value if cache is not None else None
+        vector = await self.vectors.get_vector(namespace, key)
+        return DeletionStatus(key, canonical, cached is None, vector is None)
 
     async def search(
         self,

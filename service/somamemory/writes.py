@@ -144,15 +144,16 @@ class WritePath:
         await self.settle(pending)
         return True
 
-    async def unindex(self, namespace: str, coord: str) -> None:
-        """Remove a deleted memory's vector (or leave it to the reconciler)."""
+    async def unindex(self, namespace: str, coord: str) -> bool:
+        """Remove a deleted memory's vector; False leaves it to the reconciler."""
         try:
             await self.vectors.delete(namespace, [coord])
         except (BackendUnavailable, BackendRefused) as exc:
             log.warning("vector delete failed; the reconciler will retry: %s", exc)
             self.metrics.vector_write_failures.inc()
-            return
+            return False
         await self.settle([(namespace, coord, 0)])
+        return True
 
     async def settle(self, items: Sequence[PendingVector], *, flush_now: bool = False) -> None:
         """Clear outbox entries whose vectors were written, once those writes are durable."""

@@ -78,9 +78,9 @@ def test_delete_is_idempotent_and_the_memory_is_gone(
     assert client.get("/memories/3", headers=headers).status_code == 200  # now cached
 
     first = client.delete("/memories/3.0", headers=headers)
-    assert first.json() == {"coord": "3.0", "deleted": True}
+    assert first.json()["coord"] == "3.0" and first.json()["deleted"] is True
     second = client.delete("/memories/3", headers=headers)
-    assert second.json() == {"coord": "3.0", "deleted": False}
+    assert second.json()["coord"] == "3.0" and second.json()["deleted"] is False
 
     assert client.get("/memories/3", headers=headers).status_code == 404
     assert client.get("/memories/3/versions", headers=headers).status_code == 404
@@ -175,3 +175,23 @@ def test_versions_come_a_page_at_a_time(client: TestClient, headers: dict[str, s
     assert everything["next_after"] is None
     too_many = client.get("/memories/3,3/versions", params={"limit": 5000}, headers=headers)
     assert too_many.status_code == 422
+
+
+def test_a_delete_answers_where_the_memory_is_gone_from(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    _store(client, headers, "4,4", payload={"text": "to be forgotten"})
+    assert client.get("/memories/4,4/deletion", headers=headers).json()["clear"] is False
+    answer = client.delete("/memories/4,4", headers=headers).json()
+    assert answer["deleted"] is True
+    assert answer["receipt"] == {"canonical": "done", "cache": "done", "vector": "done"}
+    status = client.get("/memories/4,4/deletion", headers=headers).json()
+    assert status == {
+        "coord": "4.0,4.0",
+        "clear": True,
+        "canonical": True,
+        "cache": True,
+        "vector": True,
+    }
+    again = client.delete("/memories/4,4", headers=headers).json()
+    assert again["deleted"] is False and again["receipt"]["canonical"] == "absent"

@@ -10,6 +10,8 @@ from .deps import Authorized, Namespace, Service
 from .errors import responses
 from .schemas import (
     DeleteResponse,
+    DeletionReceiptOut,
+    DeletionStatusResponse,
     MemoryOut,
     MemoryResponse,
     StoreRequest,
@@ -71,6 +73,33 @@ async def memory_versions(
 
 @router.delete("/{coord}", response_model=DeleteResponse, responses=responses(400, 401, 503))
 async def delete_memory(coord: str, namespace: Namespace, service: Service) -> DeleteResponse:
-    """Delete a memory with all its versions. Deleting twice is fine (``deleted: false``)."""
-    key, deleted = await service.delete_memory(namespace, coord)
-    return DeleteResponse(coord=key, deleted=deleted)
+    """Delete a memory with all its versions. Deleting twice is fine (``deleted: false``).
+
+    The receipt says where it is gone from already (canonical store, cache, vector store)."""
+    receipt = await service.delete_memory(namespace, coord)
+    return DeleteResponse(
+        coord=receipt.coord,
+        deleted=receipt.deleted,
+        receipt=DeletionReceiptOut(
+            canonical=receipt.canonical, cache=receipt.cache, vector=receipt.vector
+        ),
+    )
+
+
+@router.get(
+    "/{coord}/deletion",
+    response_model=DeletionStatusResponse,
+    responses=responses(400, 401, 503),
+)
+async def deletion_status(
+    coord: str, namespace: Namespace, service: Service
+) -> DeletionStatusResponse:
+    """Whether every store is clear of a memory now (after a delete, an expiry, an eviction)."""
+    status = await service.deletion_status(namespace, coord)
+    return DeletionStatusResponse(
+        coord=status.coord,
+        clear=status.clear,
+        canonical=status.canonical,
+        cache=status.cache,
+        vector=status.vector,
+    )

@@ -73,9 +73,26 @@ class VersionsResponse(BaseModel):
     )
 
 
+class DeletionReceiptOut(BaseModel):
+    canonical: str = Field(description="done, or absent when there was nothing to delete.")
+    cache: str = Field(description="done, none (no cache) or unreachable (expires within its TTL).")
+    vector: str = Field(description="done, or pending: the reconciler removes it.")
+
+
 class DeleteResponse(BaseModel):
     coord: str
     deleted: bool
+    receipt: DeletionReceiptOut | None = Field(
+        None, description="Where the memory was removed from already."
+    )
+
+
+class DeletionStatusResponse(BaseModel):
+    coord: str
+    clear: bool = Field(description="True once no store holds the memory any more.")
+    canonical: bool
+    cache: bool
+    vector: bool
 
 
 class StatsResponse(BaseModel):
