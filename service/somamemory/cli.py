@@ -1,4 +1,4 @@
-"""``somamemory serve | migrate | config``."""
+"""``somamemory serve | migrate | config | export | import | reindex``."""
 
 from __future__ import annotations
 
@@ -138,6 +138,54 @@ def _report(settings: Settings, text: str) -> None:
             settings.termination_log.write_text(text + "\n")
 
 
+def _transfer_failed(exc: Exception) -> int:
+    print(f"somamemory: {exc}", file=sys.stderr)
+    return 2
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    from .transfer import commands
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    count = asyncio.run(commands.export(settings, args.file, namespace=args.namespace))
+    print(f"exported {count} memories", file=sys.stderr)
+    return 0
+
+
+def import_cmd(args: argparse.Namespace) -> int:
+    from .transfer import commands
+    from .transfer.fileformat import TransferFileError
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        read, changed = asyncio.run(
+            commands.import_file(settings, args.file, index=not args.no_index)
+        )
+    except TransferFileError as exc:
+        return _transfer_failed(exc)
+    print(f"imported {read} memories ({changed} new or newer)", file=sys.stderr)
+    return 0
+
+
+def reindex_cmd(args: argparse.Namespace) -> int:
+    from .transfer import commands
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    enqueued, owed = asyncio.run(
+        commands.reindex(settings, namespace=args.namespace, index=not args.no_index)
+    )
+    print(
+        f"reindexed {enqueued} memories; {owed} vectors still owed (the reconciler retries them)"
+        if owed
+        else f"reindexed {enqueued} memories",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def show_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).redacted(), indent=2, sort_keys=True))
     return 0
@@ -160,7 +208,35 @@ def parser() -> argparse.ArgumentParser:
     migrate_cmd.set_defaults(run=migrate)
     config_cmd = commands.add_parser("config", help="print the effective settings")
     config_cmd.set_defaults(run=show_config)
-    for command in (serve_cmd, migrate_cmd, config_cmd):
+    export_parser = commands.add_parser(
+        "export", help="write every memory with all its versions as JSON Lines"
+    )
+    export_parser.add_argument("file", help="the file to write, or - for stdout")
+    export_parser.add_argument("--namespace", help="only this namespace (default: all)")
+    export_parser.set_defaults(run=export_cmd)
+    import_parser = commands.add_parser(
+        "import", help="write the memories of an export file (idempotent, resumable)"
+    )
+    import_parser.add_argument("file", help="an export file, or - for stdin")
+    reindex_parser = commands.add_parser("reindex", help="rebuild the vector store from PostgreSQL")
+    reindex_parser.add_argument("--namespace", help="only this namespace (default: all)")
+    for command in (import_parser, reindex_parser):
+        command.add_argument(
+            "--no-index",
+            action="store_true",
+            help="only enqueue the vectors in the outbox; a running service's reconciler writes "
+            "them",
+        )
+    import_parser.set_defaults(run=import_cmd)
+    reindex_parser.set_defaults(run=reindex_cmd)
+    for command in (
+        serve_cmd,
+        migrate_cmd,
+        config_cmd,
+        export_parser,
+        import_parser,
+        reindex_parser,
+    ):
         command.add_argument(
             "--data-dir", type=Path, help="local data directory (default ./.somamemory)"
         )

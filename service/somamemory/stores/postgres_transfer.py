@@ -1,0 +1,236 @@
+"""PostgreSQL side of export, import and reindex: whole histories in and out, in constant memory.
+
+Export reads ``memory_versions`` through a server-side cursor inside one read-only, repeatable-read
+transaction, so the file is one consistent snapshot however long it takes. Import writes each
+version with its original number and timestamps (``ON CONFLICT DO NOTHING``), so running it again,
+or resuming it after an interruption, adds nothing. Both enqueue in the vector outbox what the
+vector store must catch up on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from ..errors import BackendUnavailable
+from ..models import Memory, MemoryType
+from .driver_errors import unavailable
+from .postgres_pool import POSTGRES_DOWN, Pool
+
+_unavailable = unavailable("postgres", POSTGRES_DOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One stored version of a memory, as it moves between instances."""
+
+    version: int
+    memory_type: MemoryType
+    payload: dict[str, object]
+    importance: float
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class MemoryHistory:
+    """A memory with every version, oldest first, and the client's own vector if it gave one."""
+
+    namespace: str
+    coord: str
+    memory_type: MemoryType
+    versions: list[VersionRecord]
+    vector: list[float] | None = None
+
+
+# The live row's vector rides on its version; a version whose live row is gone (a delete racing
+# the snapshot cannot happen inside one) still exports, with no vector.
+_EXPORT = """
+SELECT v.namespace, v.coord, v.version, v.memory_type, v.payload, v.importance,
+       v.created_at, v.updated_at, m.memory_type AS live_type,
+       CASE WHEN m.version = v.version THEN m.vector END AS vector
+FROM memory_versions v
+LEFT JOIN memories m ON m.namespace = v.namespace AND m.coord = v.coord
+WHERE ($1::text IS NULL OR v.namespace = $1)
+ORDER BY v.namespace, v.coord, v.version
+"""
+
+_COUNT = "SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $1)"
+
+# History rows first (kept when already there), then the live row moves forward to the last
+# imported version only if it is behind (so a re-run, or a memory written since, is left alone),
+# and every live row that moved is enqueued for its vector.
+_IMPORT = """
+WITH history AS (
+    INSERT INTO memory_versions
+        (namespace, coord, version, memory_type, payload, importance, created_at, updated_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[],
+                         $6::float8[], $7::timestamptz[], $8::timestamptz[])
+    ON CONFLICT DO NOTHING
+), input AS (
+    SELECT namespace, coord, version, memory_type, payload, importance, created_at, updated_at,
+           CASE WHEN vector IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector
+    FROM unnest($9::text[], $10::text[], $11::bigint[], $12::text[], $13::jsonb[],
+                $14::float8[], $15::timestamptz[], $16::timestamptz[], $17::text[])
+        AS i(namespace, coord, version, memory_type, payload, importance, created_at,
+             updated_at, vector)
+), live AS (
+    INSERT INTO memories AS m (namespace, coord, memory_type, payload, importance, vector,
+                               version, created_at, updated_at)
+    SELECT namespace, coord, memory_type, payload, importance, vector, version, created_at,
+           updated_at
+    FROM input ORDER BY namespace, coord
+    ON CONFLICT (namespace, coord) DO UPDATE SET
+        memory_type = EXCLUDED.memory_type,
+        payload = EXCLUDED.payload,
+        importance = EXCLUDED.importance,
+        vector = EXCLUDED.vector,
+        version = EXCLUDED.version,
+        created_at = EXCLUDED.created_at,
+        updated_at = EXCLUDED.updated_at
+    WHERE m.version < EXCLUDED.version
+    RETURNING namespace, coord, memory_type, payload, importance, version, created_at, updated_at,
+              vector
+), pending AS (
+    INSERT INTO pending_vectors (namespace, coord, version)
+    SELECT namespace, coord, version FROM live
+    ON CONFLICT (namespace, coord) DO UPDATE SET
+        version = EXCLUDED.version, attempts = 0, last_error = NULL, retry_at = NULL,
+        enqueued_at = now()
+)
+SELECT * FROM live
+"""
+
+# Every live memory owes its vector again. Dated in the past: these are not writes in flight,
+# so a running service's reconciler takes them at once instead of waiting out its grace period.
+_ENQUEUE_ALL = """
+INSERT INTO pending_vectors (namespace, coord, version, enqueued_at)
+SELECT namespace, coord, version, now() - interval '1 hour' FROM memories
+WHERE ($1::text IS NULL OR namespace = $1)
+ON CONFLICT (namespace, coord) DO UPDATE SET
+    version = EXCLUDED.version, attempts = 0, last_error = NULL, retry_at = NULL,
+    enqueued_at = least(pending_vectors.enqueued_at, EXCLUDED.enqueued_at)
+"""
+
+_BACKLOG = "SELECT count(*) FROM pending_vectors WHERE ($1::text IS NULL OR namespace = $1)"
+
+
+def _record(row: asyncpg.Record) -> VersionRecord:
+    return VersionRecord(
+        version=row["version"],
+        memory_type=row["memory_type"],
+        payload=row["payload"],
+        importance=row["importance"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _memory(row: asyncpg.Record) -> Memory:
+    vector = row["vector"]
+    return Memory(
+        namespace=row["namespace"],
+        coord=row["coord"],
+        memory_type=row["memory_type"],
+        payload=row["payload"],
+        importance=row["importance"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        vector=list(vector) if vector is not None else None,
+    )
+
+
+class PostgresTransfer:
+    """Bulk reads and writes of whole memory histories on the canonical store."""
+
+    def __init__(self, pool: Pool, *, prefetch: int = 1000) -> None:
+        self._pool = pool
+        self._prefetch = prefetch
+
+    @_unavailable
+    async def count(self, namespace: str | None = None) -> int:
+        """Live memories (of one namespace, or all)."""
+        total: int = await self._pool.fetchval(_COUNT, namespace)
+        return total
+
+    async def histories(self, namespace: str | None = None) -> AsyncIterator[MemoryHistory]:
+        """Every memory with all its versions, ordered by namespace and coordinate.
+
+        Rows arrive ``prefetch`` at a time from a server-side cursor; only one memory's history
+        is held at once.
+        """
+        try:
+            async with (
+                self._pool.acquire() as connection,
+                connection.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                current: MemoryHistory | None = None
+                cursor = connection.cursor(_EXPORT, namespace, prefetch=self._prefetch)
+                async for row in cursor:
+                    key = (row["namespace"], row["coord"])
+                    if current is None or (current.namespace, current.coord) != key:
+                        if current is not None:
+                            yield current
+                        current = MemoryHistory(
+                            row["namespace"], row["coord"], row["live_type"] or "episodic", []
+                        )
+                    current.versions.append(_record(row))
+                    if row["vector"] is not None:
+                        current.vector = list(row["vector"])
+                    if row["live_type"] is None:  # no live row: the last version's type
+                        current.memory_type = row["memory_type"]
+                if current is not None:
+                    yield current
+        except POSTGRES_DOWN as exc:
+            raise BackendUnavailable("postgres", type(exc).__name__) from exc
+
+    @_unavailable
+    async def import_histories(self, histories: Sequence[MemoryHistory]) -> list[Memory]:
+        """Write the histories in one transaction; return the live memories that moved (their
+        vectors are owed, and already enqueued in the outbox). Idempotent."""
+        if not histories:
+            return []
+        flat = [(h, v) for h in histories for v in h.versions]
+        last = [(h, h.versions[-1]) for h in histories]
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                _IMPORT,
+                *_columns(flat),
+                *_columns(last),
+                [json.dumps(h.vector) if h.vector is not None else None for h in histories],
+            )
+        return [_memory(row) for row in rows]
+
+    @_unavailable
+    async def enqueue_all(self, namespace: str | None = None) -> int:
+        """Put every live memory (of one namespace, or all) in the vector outbox; return how
+        many were enqueued."""
+        status: str = await self._pool.execute(_ENQUEUE_ALL, namespace)
+        return int(status.rsplit(" ", 1)[-1])
+
+    @_unavailable
+    async def backlog(self, namespace: str | None = None) -> int:
+        """Entries still in the vector outbox (of one namespace, or all)."""
+        count: int = await self._pool.fetchval(_BACKLOG, namespace)
+        return count
+
+
+def _columns(
+    pairs: Sequence[tuple[MemoryHistory, VersionRecord]],
+) -> tuple[list[object], ...]:
+    return (
+        [h.namespace for h, _ in pairs],
+        [h.coord for h, _ in pairs],
+        [v.version for _, v in pairs],
+        [v.memory_type for _, v in pairs],
+        [v.payload for _, v in pairs],
+        [v.importance for _, v in pairs],
+        [v.created_at for _, v in pairs],
+        [v.updated_at for _, v in pairs],
+    )

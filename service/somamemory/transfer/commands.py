@@ -1,0 +1,132 @@
+"""The three commands, each an async function on the settings of ``serve``.
+
+Export and import stream: export holds one memory's history at a time, import one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from ..models import NewMemory
+from ..settings import Settings
+from ..stores.postgres_transfer import MemoryHistory
+from .fileformat import encode, header, read_header, read_histories
+from .progress import progress
+from .session import Session, Vectors, opened
+
+BATCH_MEMORIES = 500
+BATCH_BYTES = 16 * 1_048_576  # of payload JSON, so large memories make small batches
+FLUSH_EVERY = 20  # batches between vector flushes (milvus-lite keeps the rest in memory)
+
+
+@contextlib.contextmanager
+def _open(target: str, mode: str) -> Iterator[IO[str]]:
+    """``target`` as a UTF-8 text file; ``-`` is stdin or stdout."""
+    if target == "-":
+        stream = sys.stdout if "w" in mode else sys.stdin
+        yield stream
+        stream.flush()
+        return
+    with Path(target).open(mode, encoding="utf-8", newline="\n") as handle:
+        yield handle
+
+
+async def export(settings: Settings, target: str, *, namespace: str | None = None) -> int:
+    """Write every memory (of ``namespace``, or all) with all its versions; return the count."""
+    written = 0
+    async with opened(settings, vectors=False) as session:
+        total = await session.transfer.count(namespace)
+        with _open(target, "w") as out, progress("export", total) as shown:
+            out.write(json.dumps(header(namespace, total)) + "\n")
+            async for history in session.transfer.histories(namespace):
+                out.write(encode(history) + "\n")
+                written += 1
+                shown.advance(1)
+    return written
+
+
+async def import_file(settings: Settings, source: str, *, index: bool = True) -> tuple[int, int]:
+    """Write the memories of an export file; return (memories read, memories that changed).
+
+    Versions keep their numbers and timestamps and go in with ``ON CONFLICT DO NOTHING``, so a
+    second run, or a run resumed after an interruption, changes nothing already there.
+    """
+    read = changed = 0
+    with _open(source, "r") as stream:
+        file_header = read_header(stream)  # before any backend opens: a refusal costs nothing
+        total = file_header.get("memories")
+        async with opened(settings, vectors=index) as session:
+            histories = read_histories(
+                stream, max_payload_bytes=settings.max_payload_bytes, dim=settings.embedding_dim
+            )
+            with progress("import", total if isinstance(total, int) else None) as shown:
+                for number, batch in enumerate(_batches(histories), start=1):
+                    changed += await _import_batch(session, batch)
+                    read += len(batch)
+                    shown.advance(len(batch))
+                    if session.vectors is not None and number % FLUSH_EVERY == 0:
+                        await session.vectors.writes.flush()
+    return read, changed
+
+
+async def _import_batch(session: Session, batch: list[MemoryHistory]) -> int:
+    if session.vectors is None:
+        return len(await session.transfer.import_histories(batch))
+    vectors: Vectors = session.vectors
+    live = vectors.backends.live
+    keys = [f"{h.namespace}:{h.coord}" for h in batch]
+    async with vectors.backends.locks.hold_many(keys):  # in order with the service's writes
+        async with live.gate.passage():
+            moved = await session.transfer.import_histories(batch)
+        if live.cache is not None and moved:
+            await live.cache.invalidate_many([(m.namespace, m.coord) for m in moved])
+        if moved:
+            news = [
+                NewMemory(m.namespace, m.coord, m.memory_type, m.payload, m.importance, m.vector)
+                for m in moved
+            ]
+            embeddings = await vectors.writes.embed(news)
+            # a vector store that fails leaves the entries in the outbox for the reconciler
+            await vectors.writes.index(list(zip(moved, embeddings, strict=True)))
+    return len(moved)
+
+
+def _batches(histories: Iterator[MemoryHistory]) -> Iterator[list[MemoryHistory]]:
+    """Batches of at most BATCH_MEMORIES and about BATCH_BYTES, each naming a memory once."""
+    batch: list[MemoryHistory] = []
+    keys: set[tuple[str, str]] = set()
+    size = 0
+    for history in histories:
+        key = (history.namespace, history.coord)
+        if batch and (len(batch) >= BATCH_MEMORIES or size >= BATCH_BYTES or key in keys):
+            yield batch
+            batch, keys, size = [], set(), 0
+        batch.append(history)
+        keys.add(key)
+        size += sum(len(json.dumps(v.payload)) for v in history.versions)
+    if batch:
+        yield batch
+
+
+async def reindex(
+    settings: Settings, *, namespace: str | None = None, index: bool = True
+) -> tuple[int, int]:
+    """Enqueue every live memory's vector, then drain the outbox; return (enqueued, still owed).
+
+    The vectors are rebuilt from PostgreSQL as it is now, rows edited outside the service
+    included. Without a vector store of its own (a running ``serve`` holds it, or ``index`` is
+    off) the command only enqueues, and the running service's reconciler does the rest.
+    """
+    async with opened(settings, vectors=index) as session:
+        enqueued = await session.transfer.enqueue_all(namespace)
+        if session.vectors is None:
+            return enqueued, await session.transfer.backlog(namespace)
+        with progress("reindex", enqueued) as shown:
+            while handled := await session.vectors.reconciler.run_once():
+                shown.advance(handled)
+        return enqueued, await session.transfer.backlog(namespace)

@@ -1,0 +1,253 @@
+"""export -> import into an empty instance, re-import, format refusal, reindex: on real services.
+
+Hash embeddings throughout: these tests judge that memories, versions and vectors move intact,
+not what the vectors mean, and identical text gives an identical hash vector (an exact hit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from somamemory.metrics import Metrics
+from somamemory.models import Memory
+from somamemory.runtime import running
+from somamemory.schema import upgrade_to_head
+from somamemory.settings import Settings
+from somamemory.transfer import commands
+from somamemory.transfer.fileformat import FORMAT_VERSION, TransferFileError
+
+from ..conftest import DIM, create_database, drop_database
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _instance(
+    make_settings: Callable[..., Settings], prefix: str, data_dir: Path
+) -> Iterator[Settings]:
+    """A fresh, empty instance: its own database, milvus-lite file and cache keys."""
+    url = create_database()
+    try:
+        upgrade_to_head(url)
+        yield make_settings(
+            postgres_url=url,
+            data_dir=data_dir,
+            redis_key_prefix=prefix,
+            force_hash_embeddings=True,  # see the module docstring
+        )
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def source(
+    make_settings: Callable[..., Settings], redis_prefix: str, tmp_path: Path
+) -> Iterator[Settings]:
+    yield from _instance(make_settings, f"{redis_prefix}:source", tmp_path / "source")
+
+
+@pytest.fixture
+def target(
+    make_settings: Callable[..., Settings], redis_prefix: str, tmp_path: Path
+) -> Iterator[Settings]:
+    yield from _instance(make_settings, f"{redis_prefix}:target", tmp_path / "target")
+
+
+def _vector(seed: int) -> list[float]:
+    return [((i * seed) % 7) - 3.0 + 0.5 for i in range(DIM)]
+
+
+async def _fill(settings: Settings) -> None:
+    """Memories with histories, a client vector, two namespaces, and a deleted one."""
+    async with running(settings, Metrics()) as runtime:
+        service = runtime.service
+        for n, (text, kind) in enumerate(
+            [
+                ("tea at noon", "episodic"),
+                ("prefers green tea", "semantic"),
+                ("no sugar", "semantic"),
+            ]
+        ):
+            await service.store_memory(
+                "alpha", "1,2", {"text": text, "n": n}, memory_type=kind, importance=n / 3
+            )
+        await service.store_memory("alpha", "3.5", {"text": "own vector"}, vector=_vector(3))
+        await service.store_memory("beta", "1,2", {"text": "another tenant", "ok": True})
+        await service.store_memory("beta", "9", {"text": "gone soon"})
+        await service.delete_memory("beta", "9")
+
+
+async def _state(settings: Settings) -> dict[tuple[str, str], tuple[Memory, list[Memory]]]:
+    """Every live memory (vector included) with all its versions, straight from PostgreSQL."""
+    connection = await asyncpg.connect(settings.postgres_url)
+    try:
+        await connection.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        live = await connection.fetch("SELECT * FROM memories")
+        versions = await connection.fetch(
+            "SELECT * FROM memory_versions ORDER BY namespace, coord, version"
+        )
+    finally:
+        await connection.close()
+
+    def memory(row: Any) -> Memory:
+        names = [f.name for f in fields(Memory) if f.name != "vector"]
+        values = {name: row[name] for name in names}
+        vector = row.get("vector")
+        return Memory(**values, vector=list(vector) if vector is not None else None)
+
+    state: dict[tuple[str, str], tuple[Memory, list[Memory]]] = {
+        (r["namespace"], r["coord"]): (memory(r), []) for r in live
+    }
+    for row in versions:
+        state[(row["namespace"], row["coord"])][1].append(memory(row))
+    return state
+
+
+async def _search(settings: Settings, namespace: str, **query: Any) -> list[str]:
+    async with running(settings, Metrics()) as runtime:
+        hits = await runtime.service.search(namespace, top_k=3, **query)
+    return [memory.coord for memory, _ in hits]
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_export_then_import_into_an_empty_instance_gives_identical_memories(
+    source: Settings, target: Settings, tmp_path: Path
+) -> None:
+    await _fill(source)
+    dump = tmp_path / "memories.jsonl"
+    assert await commands.export(source, str(dump)) == 3
+
+    head, *memories = _lines(dump)
+    assert head["format"] == "somamemory.export" and head["version"] == FORMAT_VERSION
+    assert head["memories"] == 3
+    by_key = {(m["namespace"], m["coord"]): m for m in memories}
+    assert set(by_key) == {("alpha", "1.0,2.0"), ("alpha", "3.5"), ("beta", "1.0,2.0")}
+    assert [v["version"] for v in by_key[("alpha", "1.0,2.0")]["versions"]] == [1, 2, 3]
+    assert "vector" in by_key[("alpha", "3.5")] and "vector" not in by_key[("beta", "1.0,2.0")]
+
+    # an interrupted import (the first memory only), then the whole file: the run resumes
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("\n".join(dump.read_text().splitlines()[:2]) + "\n")
+    assert await commands.import_file(target, str(partial)) == (1, 1)
+    assert await commands.import_file(target, str(dump)) == (3, 2)
+
+    before, after = await _state(source), await _state(target)
+    assert after.keys() == before.keys()
+    for key, (live, versions) in before.items():
+        moved_live, moved_versions = after[key]
+        assert moved_versions == versions  # version by version, timestamps included
+        if live.vector is not None:  # float32 both sides; re-normalising may move the last bit
+            assert moved_live.vector == pytest.approx(live.vector, rel=1e-6)
+        assert replace(moved_live, vector=None) == replace(live, vector=None)
+
+    # the vectors were written on import: search finds the memories in the new instance
+    assert (await _search(target, "alpha", query="no sugar"))[0] == "1.0,2.0"
+    assert (await _search(target, "alpha", vector=_vector(3)))[0] == "3.5"
+    assert await _search(target, "beta", query="another tenant") == ["1.0,2.0"]
+
+    # importing the same file again adds nothing
+    assert await commands.import_file(target, str(dump)) == (3, 0)
+    assert await _state(target) == after
+
+
+async def test_export_of_one_namespace_holds_only_it(source: Settings, tmp_path: Path) -> None:
+    await _fill(source)
+    dump = tmp_path / "beta.jsonl"
+    assert await commands.export(source, str(dump), namespace="beta") == 1
+    head, only = _lines(dump)
+    assert head["namespace"] == "beta" and only["namespace"] == "beta"
+
+
+def _newer_file(tmp_path: Path) -> Path:
+    path = tmp_path / "newer.jsonl"
+    head = {"format": "somamemory.export", "version": FORMAT_VERSION + 1, "memories": 0}
+    path.write_text(json.dumps(head) + "\n")
+    return path
+
+
+async def test_a_newer_format_version_is_refused(target: Settings, tmp_path: Path) -> None:
+    with pytest.raises(TransferFileError, match="newer somamemory"):
+        await commands.import_file(target, str(_newer_file(tmp_path)))
+    assert await _state(target) == {}
+
+
+def test_the_import_command_refuses_a_newer_format_with_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "SOMA_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-m", "somamemory.cli", "import", str(_newer_file(tmp_path))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"format version {FORMAT_VERSION + 1}" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before touching any backend
+
+
+def test_the_export_command_streams_to_stdout_with_plain_progress(
+    source: Settings, tmp_path: Path
+) -> None:
+    asyncio.run(_fill(source))
+    env = {**os.environ, "POSTGRES_URL": source.postgres_url, "SOMA_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "somamemory.cli", "export", "--namespace", "alpha", "-"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    head, *memories = (json.loads(line) for line in done.stdout.splitlines())
+    assert head["format"] == "somamemory.export" and len(memories) == 2
+    assert "export: 2/2 memories" in done.stderr  # not a terminal: plain lines
+
+
+async def test_reindex_restores_vectors_after_the_collection_was_emptied(
+    source: Settings,
+) -> None:
+    settings = source
+    await _fill(settings)
+    async with running(settings, Metrics()) as runtime:
+        vectors = runtime.backends.vectors
+        await vectors.delete("alpha", ["1.0,2.0", "3.5"])
+        await vectors.delete("beta", ["1.0,2.0"])
+        await vectors.flush()
+        assert await vectors.count("alpha") == 0
+    assert await _search(settings, "alpha", query="no sugar") == []
+
+    # a row edited outside the service: reindex embeds what PostgreSQL holds now
+    connection = await asyncpg.connect(settings.postgres_url)
+    try:
+        await connection.execute(
+            'UPDATE memories SET payload = \'{"text": "edited by hand"}\' '
+            "WHERE namespace = 'beta' AND coord = '1.0,2.0'"
+        )
+    finally:
+        await connection.close()
+
+    assert await commands.reindex(settings) == (3, 0)
+    assert sorted(await _search(settings, "alpha", query="no sugar")) == ["1.0,2.0", "3.5"]
+    assert (await _search(settings, "alpha", query="no sugar"))[0] == "1.0,2.0"
+    assert (await _search(settings, "alpha", vector=_vector(3)))[0] == "3.5"
+    async with running(settings, Metrics()) as runtime:
+        indexed = await runtime.backends.vectors.get_vector("beta", "1.0,2.0")
+        (expected,) = await runtime.backends.embedder.embed(["edited by hand"])
+    assert indexed == pytest.approx(expected, abs=1e-6)
