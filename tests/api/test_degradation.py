@@ -1,4 +1,4 @@
-"""Graceful degradation, decided at startup (DESIGN section 4), on real servers and closed ports."""
+"""Graceful degradation, decided at startup, on real servers and closed ports."""
 
 from __future__ import annotations
 

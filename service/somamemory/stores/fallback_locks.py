@@ -1,6 +1,6 @@
 """Redis locks that fall back to in-process ones while Redis does not answer.
 
-DESIGN section 4: Redis unreachable -> in-process cache and locks. At startup the factory
+Redis unreachable -> in-process cache and locks. At startup the factory
 decides; at run time this wrapper keeps writes going when Redis goes away (a warning says that
 mutual exclusion is then per process only) and uses Redis again as soon as it answers.
 """
