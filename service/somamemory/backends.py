@@ -1,4 +1,4 @@
-"""The one factory that opens every backend and decides the degradation mode (DESIGN section 4).
+"""The one factory that opens every backend and decides the degradation mode.
 
 - PostgreSQL unreachable -> Redis-only mode (memories in Redis), with a warning.
 - Redis unreachable (or not configured) -> in-process cache and locks, with a warning.
@@ -225,7 +225,8 @@ async def open_backends(settings: Settings) -> Backends:
     cache: Cache | None
     outbox: Outbox = NoOutbox()
     if pool is not None:
-        store, outbox = PostgresStore(pool), PostgresOutbox(pool)
+        budget = settings.postgres_timeout_seconds
+        store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
         cache = (
             redis_cache(client, settings)
             if client is not None

@@ -1,4 +1,4 @@
-"""PostgreSQL watched while running (DESIGN section 4): when it stops answering the service goes
+"""PostgreSQL watched while running: when it stops answering the service goes
 Redis-only (writes journaled in Redis); when it answers again the journal is replayed into it,
 in order and exactly once, and the service goes back to normal.
 
@@ -20,7 +20,7 @@ from .settings import Settings
 from .stores import Cache, KeyValueStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
-from .stores.postgres_pool import Pool, connection, create_pool
+from .stores.postgres_pool import Pool, answered, connection, create_pool
 from .stores.redis_client import Client
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,15 @@ class PostgresFailover:
                 )
                 self._backends.postgres_pool = pool
                 self._backends.on_close(pool.close)
-            async with connection(pool, timeout=self._settings.connect_timeout_seconds) as held:
-                await schema.require_head(held)
+            # bounded: a frozen server hands out connections that never answer
+            await answered(self._require_head(pool), self._settings.postgres_timeout_seconds)
         except BackendUnavailable:
             return None
         return pool
+
+    async def _require_head(self, pool: Pool) -> None:
+        async with connection(pool, timeout=self._settings.connect_timeout_seconds) as held:
+            await schema.require_head(held)
 
     async def _to_redis_only(self) -> None:
         async with self._live.gate.closed():
@@ -95,13 +99,14 @@ class PostgresFailover:
 
     async def _to_postgres(self, pool: Pool) -> None:
         journal = redis_journal(self._redis, self._settings)
-        store = PostgresStore(pool)
+        budget = self._settings.postgres_timeout_seconds
+        store = PostgresStore(pool, timeout=budget)
         touched = await replay_journal(journal, store)  # most of it, while writes still go on
         async with self._live.gate.closed():
             touched |= await replay_journal(journal, store)  # what came in meanwhile
             cache = redis_cache(self._redis, self._settings)
             await cache.invalidate_many(sorted(touched))  # entries from before the outage
-            self._switch(store, cache, PostgresOutbox(pool), "external")
+            self._switch(store, cache, PostgresOutbox(pool, timeout=budget), "external")
         log.warning("PostgreSQL answers again: journal replayed, back to normal mode")
 
     def _switch(

@@ -13,9 +13,11 @@ from .errors import cause_text
 from .live import LiveStores
 from .metrics import Metrics
 from .stores import VectorStore
-from .stores.outbox import ParkedVectors
+from .stores.driver_errors import within
+from .stores.outbox import Outbox, ParkedVectors
 
-PING_TIMEOUT = 2.0
+PING_TIMEOUT = 2.0  # seconds each probe waits for a backend
+_SHOWN = {"postgres": "PostgreSQL", "redis": "Redis", "milvus": "Milvus"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +50,40 @@ class Health:
     embedder: EmbedderInfo
 
 
-async def _ping(check: Callable[[], Awaitable[Any]]) -> str | None:
-    """None when the backend answers, else the reason it did not."""
+async def _ping(name: str, check: Callable[[], Awaitable[Any]]) -> str | None:
+    """None when the backend answers within the probe's budget, else the reason it did not.
+
+    Bounded without waiting for the driver's cleanup (``within``): a probe answers in time even
+    when a backend accepts connections and never answers (a frozen server).
+    """
     try:
-        await asyncio.wait_for(check(), PING_TIMEOUT)
+        await within(check(), PING_TIMEOUT, name, _SHOWN.get(name, name))
     except Exception as exc:
         return cause_text(exc)[:300]
     return None
 
 
+async def _outbox_state(outbox: Outbox) -> tuple[int, ParkedVectors] | None:
+    """The backlog and the parked entries; None when the outbox does not answer in time."""
+
+    async def read() -> tuple[int, ParkedVectors]:
+        return await outbox.backlog(), await outbox.parked()
+
+    try:
+        return await within(read(), PING_TIMEOUT, "postgres", "PostgreSQL")
+    except Exception:
+        return None
+
+
+async def _unchecked() -> None:
+    return None
+
+
 async def ready(live: LiveStores, vectors: VectorStore) -> bool:
     """Whether the canonical store and the vector store both answer."""
-    errors = await asyncio.gather(_ping(live.store.ping), _ping(vectors.ping))
+    errors = await asyncio.gather(
+        _ping(live.store.name, live.store.ping), _ping(vectors.name, vectors.ping)
+    )
     return not any(errors)
 
 
@@ -72,10 +96,14 @@ async def check(
 ) -> Health:
     """Ping every backend, read the outbox, and update the matching metrics."""
     store, outbox = live.store, live.outbox
-    store_error, vector_error = await asyncio.gather(_ping(store.ping), _ping(vectors.ping))
-    redis_error = None
-    if deployment.ping_redis is not None:
-        redis_error = await _ping(deployment.ping_redis)
+    ping_redis = deployment.ping_redis
+    # all at once: each is bounded, so /health answers within one probe budget
+    store_error, vector_error, redis_error, outbox_state = await asyncio.gather(
+        _ping(store.name, store.ping),
+        _ping(vectors.name, vectors.ping),
+        _ping("redis", ping_redis) if ping_redis is not None else _unchecked(),
+        _outbox_state(outbox),
+    )
     states = {
         "postgres": BackendState(
             store.name == "postgres" and store_error is None, live.postgres, store_error
@@ -89,13 +117,10 @@ async def check(
         metrics.backend_up.labels(backend=name).set(1 if state.ok else 0)
     backlog: int | None = None
     parked: ParkedVectors | None = None
-    try:
-        backlog = count = await asyncio.wait_for(outbox.backlog(), PING_TIMEOUT)
-        metrics.reconcile_backlog.set(count)
-        parked = await asyncio.wait_for(outbox.parked(), PING_TIMEOUT)
+    if outbox_state is not None:
+        backlog, parked = outbox_state
+        metrics.reconcile_backlog.set(backlog)
         metrics.reconcile_parked.set(parked.count)
-    except Exception:
-        backlog = None
     return Health(
         kv_store=store_error is None,
         vector_store=vector_error is None,

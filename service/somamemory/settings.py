@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     postgres_pool_min: int = Field(1, ge=0)
     postgres_pool_max: int = Field(10, ge=1)
     connect_timeout_seconds: float = Field(3.0, gt=0)
+    # the longest one PostgreSQL call may take before its request answers 503 (a frozen server)
+    postgres_timeout_seconds: float = Field(5.0, gt=0)
 
     # Redis: read cache and locks
     redis_host: str = Field("redis", validation_alias=AliasChoices("REDIS_HOST", "SOMA_REDIS_HOST"))

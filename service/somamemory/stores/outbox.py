@@ -10,10 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .driver_errors import unavailable
-from .postgres_pool import POSTGRES_DOWN, Pool
+from .postgres_pool import DEFAULT_TIMEOUT, Pool, bounded
 
-_unavailable = unavailable("postgres", POSTGRES_DOWN)
 PendingVector = tuple[str, str, int]  # namespace, coord, version (0 = remove the vector)
 MAX_ATTEMPTS = 8  # then an entry is parked, and shown in /health, until its memory changes
 
@@ -99,12 +97,13 @@ def _last_per_memory(items: Sequence[PendingVector]) -> list[PendingVector]:
 
 
 class PostgresOutbox:
-    """The ``pending_vectors`` table."""
+    """The ``pending_vectors`` table; every call answers within ``timeout`` seconds."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
+        self.timeout = timeout
 
-    @_unavailable
+    @bounded
     async def done(self, items: Sequence[PendingVector]) -> None:
         if not items:
             return
@@ -113,22 +112,22 @@ class PostgresOutbox:
             await connection.execute(_CLEAR, *columns)
             await connection.execute(_REQUEUE_STALE, *columns)
 
-    @_unavailable
+    @bounded
     async def failed(self, items: Sequence[PendingVector], error: str) -> None:
         if items:
             await self._pool.execute(_FAILED, *_columns(items), error[:1000])
 
-    @_unavailable
+    @bounded
     async def due(self, limit: int, grace_seconds: float = 0.0) -> list[PendingVector]:
         rows = await self._pool.fetch(_DUE, limit, grace_seconds, MAX_ATTEMPTS)
         return [(row["namespace"], row["coord"], row["version"]) for row in rows]
 
-    @_unavailable
+    @bounded
     async def backlog(self) -> int:
         count: int = await self._pool.fetchval("SELECT count(*) FROM pending_vectors")
         return count
 
-    @_unavailable
+    @bounded
     async def parked(self, examples: int = 5) -> ParkedVectors:
         count: int = await self._pool.fetchval(
             "SELECT count(*) FROM pending_vectors WHERE attempts >= $1", MAX_ATTEMPTS

@@ -9,11 +9,8 @@ import asyncpg
 
 from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
-from .driver_errors import translated, unavailable
-from .postgres_pool import POSTGRES_DOWN, Pool
+from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
 from .protocols import JournalEntry
-
-_unavailable = unavailable("postgres", POSTGRES_DOWN)
 
 # One statement per wave: insert or bump the versions (the row locks of ON CONFLICT serialise
 # concurrent writers, so versions are gap-free), record each version in the history table, and
@@ -148,56 +145,64 @@ async def delete_in(connection: asyncpg.Connection, namespace: str, coord: str) 
 
 
 class PostgresStore:
-    """Memories and versions in PostgreSQL; the source of truth."""
+    """Memories and versions in PostgreSQL; the source of truth.
+
+    Every call answers within ``timeout`` seconds: a PostgreSQL away, or one that does not
+    answer (a frozen server), is ``BackendUnavailable``.
+    """
 
     name = "postgres"
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
+        self.timeout = timeout
 
     async def put(self, memory: NewMemory) -> Memory:
         return (await self.put_many([memory]))[0]
 
-    @_unavailable
+    @bounded
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         """Upsert many in one transaction; a coord given twice gets two versions, in order."""
         async with self._pool.acquire() as connection, connection.transaction():
             return await put_many_in(connection, memories)
 
-    @_unavailable
+    @bounded
     async def get(self, namespace: str, coord: str) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord)
         return _memory(row) if row is not None else None
 
-    @_unavailable
+    @bounded
     async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
         rows = await self._pool.fetch(_GET_MANY, namespace, list(coords))
         return {row["coord"]: _memory(row) for row in rows}
 
-    @_unavailable
+    @bounded
     async def versions(
         self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
     ) -> list[Memory]:
         rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit)
         return [_memory(row) for row in rows]
 
-    @_unavailable
+    @bounded
     async def delete(self, namespace: str, coord: str) -> bool:
         removed = await self._pool.fetchval(_DELETE, namespace, coord)
         return bool(removed)
 
-    @_unavailable
+    @bounded
     async def counts(self, namespace: str) -> TypeCounts:
         rows = await self._pool.fetch(_COUNTS, namespace)
         by_type = {row["memory_type"]: row["count"] for row in rows}
         return TypeCounts(episodic=by_type.get("episodic", 0), semantic=by_type.get("semantic", 0))
 
-    # any failure of the ping, a server error included, means PostgreSQL cannot serve requests
-    @translated((Exception,), lambda exc: BackendUnavailable("postgres", type(exc).__name__))
     async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1", timeout=2)
+        try:
+            await answered(self._pool.fetchval("SELECT 1"), self.timeout)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # a server error too: PostgreSQL cannot serve requests
+            raise BackendUnavailable("postgres", type(exc).__name__) from exc
 
-    @_unavailable
+    @bounded
     async def apply_journal(
         self,
         journal: str,

@@ -1,19 +1,23 @@
-"""The PostgreSQL pool the store, the outbox and the journal replay share: how it is opened, and
-which of its errors mean PostgreSQL is away."""
+"""The PostgreSQL pool the store, the outbox and the journal replay share: how it is opened,
+which of its errors mean PostgreSQL is away, and the time budget every call answers within."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TypeAlias
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 
 from ..errors import BackendUnavailable, StartupError
-from .driver_errors import Kinds
+from .driver_errors import Kinds, within
 
 Pool: TypeAlias = asyncpg.Pool
+P = ParamSpec("P")
+R = TypeVar("R")
+DEFAULT_TIMEOUT = 5.0  # seconds a call may take (SOMA_POSTGRES_TIMEOUT_SECONDS)
 
 # The server went away or does not answer (yet): the same request may succeed later.
 POSTGRES_DOWN: Kinds = (
@@ -25,6 +29,42 @@ POSTGRES_DOWN: Kinds = (
     asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown mid-query
     asyncpg.exceptions.InternalClientError,  # a connection broken by the server going away
 )
+
+
+class Budgeted(Protocol):
+    """A PostgreSQL store whose every call answers within ``timeout`` seconds."""
+
+    @property
+    def timeout(self) -> float: ...
+
+
+S = TypeVar("S", bound=Budgeted)
+
+
+async def answered(work: Awaitable[R], seconds: float) -> R:
+    """``work``'s result within ``seconds``; PostgreSQL away or silent is BackendUnavailable.
+
+    A frozen server (processes stopped) accepts connections and never answers: without a budget
+    a request would wait for the driver's own timeouts, which then wait on the same server.
+    """
+    try:
+        return await within(work, seconds, "postgres", "PostgreSQL")
+    except TimeoutError as exc:  # the driver's own (connect) timeout came first
+        raise BackendUnavailable("postgres", "PostgreSQL did not answer in time") from exc
+    except POSTGRES_DOWN as exc:
+        raise BackendUnavailable("postgres", type(exc).__name__) from exc
+
+
+def bounded(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """Decorate a store method: it answers within its store's ``timeout`` (see ``answered``)."""
+
+    @functools.wraps(method)
+    async def call(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await answered(method(store, *args, **kwargs), store.timeout)
+
+    return call
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
