@@ -104,6 +104,31 @@ def test_filters_narrow_the_results(
     assert {h["coord"] for h in hits} == expected
 
 
+FLAGS = {"10": True, "11": 1, "12": 1.0, "13": "true", "14": False, "15": 0, "16": None}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        (True, {"10"}),
+        (False, {"14"}),
+        (1, {"11", "12"}),
+        (0, {"15"}),
+        ("true", {"13"}),
+        ([True, 0], {"10", "15"}),
+        ([1, False], {"11", "12", "14"}),
+    ],
+)
+def test_a_filter_tells_booleans_from_numbers(
+    client: TestClient, headers: dict[str, str], wanted: object, expected: set[str]
+) -> None:
+    """``true`` matches the boolean alone, never the number 1 (nor 1 the boolean)."""
+    for coord, flag in FLAGS.items():
+        _store(client, headers, coord, f"flag {flag!r}", payload={"flag": flag})
+    hits = _search(client, headers, query="flag", top_k=20, filters={"flag": wanted})
+    assert {h["coord"].split(".")[0] for h in hits} == expected
+
+
 @pytest.mark.parametrize(
     "hostile",
     [

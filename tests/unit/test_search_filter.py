@@ -39,7 +39,7 @@ def test_milvus_compiles_the_tree_with_every_name_and_value_escaped() -> None:
     assert milvus_filter(parsed) == (
         'namespace == "ns" and memory_type in ["semantic"]'
         ' and fields["to\\"pic\\\\"] == "a\\"b\\\\"'
-        ' and (fields["n"] == 1 or fields["n"] == 2.5 or fields["n"] == true)'
+        ' and (fields["n"] == 1 or fields["n"] == 2.5 or fields["n"]["bool"] == true)'
         ' and fields["one"] == "x"'
     )
 

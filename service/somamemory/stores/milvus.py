@@ -23,10 +23,10 @@ from pymilvus.exceptions import (
 )
 
 from ..errors import BackendRefused, BackendUnavailable, SomaError, StartupError
-from ..filters import SearchFilter, filterable_fields
+from ..filters import SearchFilter
 from ..models import Memory
 from .driver_errors import translated
-from .milvus_filter import milvus_filter, milvus_string
+from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_search import install_fast_search
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class MilvusVectorStore:
                 "memory_type": memory.memory_type,
                 "version": memory.version,
                 "importance": float(memory.importance),
-                "fields": filterable_fields(memory.payload),
+                "fields": milvus_fields(memory.payload),
                 "vector": vector if isinstance(vector, list) else list(vector),
             }
             for memory, vector in items

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import Any, assert_never
 
-from ..filters import Condition, Equals, OneOf, Scalar, SearchFilter
+from ..filters import Condition, Equals, OneOf, Scalar, SearchFilter, filterable_fields
+
+# Milvus compares JSON booleans as numbers (``true == 1``), so a boolean is stored wrapped in an
+# object under this key and compared there: a filter on ``true`` never matches the number 1, nor
+# a filter on 1 the boolean true. Payload objects are never filterable, so no stored value
+# collides with the wrapper.
+BOOLEAN_KEY = "bool"
 
 
 def milvus_string(value: str) -> str:
@@ -21,8 +27,20 @@ def _literal(value: Scalar) -> str:
     return str(value) if isinstance(value, int) else repr(value)
 
 
+def milvus_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload's filterable fields as the ``fields`` JSON of a Milvus row (booleans wrapped)."""
+    return {
+        key: {BOOLEAN_KEY: value} if isinstance(value, bool) else value
+        for key, value in filterable_fields(payload).items()
+    }
+
+
 def _condition(condition: Condition) -> str:
     match condition:
+        case Equals(field, bool(value)):
+            return (
+                f"fields[{milvus_string(field)}][{milvus_string(BOOLEAN_KEY)}] == {_literal(value)}"
+            )
         case Equals(field, value):
             return f"fields[{milvus_string(field)}] == {_literal(value)}"
         case OneOf(field, values):
