@@ -15,6 +15,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .problems import problem_bytes
+
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
@@ -83,7 +85,8 @@ def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
                 self.transport.close()
 
         def _refuse_head(self) -> None:
-            body = b'{"detail":"request line and headers exceed %d bytes"}' % limits.max_head_bytes
+            detail = f"request line and headers exceed {limits.max_head_bytes} bytes"
+            body = problem_bytes(431, detail)
             self.transport.write(_TOO_LARGE % (len(body), body))
             self.transport.close()
 

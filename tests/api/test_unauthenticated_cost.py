@@ -5,6 +5,7 @@ Run against ``somamemory serve`` (real uvicorn) over raw sockets, as an attacker
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,9 @@ def test_an_oversized_head_is_refused_with_431(served: Serve) -> None:
             # the connection before its 431 reaches us. Refused either way, never served.
             pass
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    if answer:  # the same error shape as every other refusal
+        problem = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert problem["status"] == 431 and problem["code"] == "headers_too_large"
     assert httpx.get(f"{served.url}/healthz").status_code == 200  # and it keeps serving
 
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from ..errors import InvalidCoordinate, InvalidInput, PayloadTooLarge
 from ..models import NewMemory
 from .deps import Authorized, Namespace, Service
-from .errors import responses
+from .errors import errors_summary, field_errors, problem_response, responses, status_of
 from .schemas import BatchItemResult, BatchRejected, BatchRequest, BatchResponse, StoreRequest
 
 router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[Authorized])
-_ITEM_ERRORS = {InvalidCoordinate: 400, InvalidInput: 400, PayloadTooLarge: 413}
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "item"
-    return f"{where}: {error['msg']}"
+def _item_error(exc: ValidationError) -> str:
+    return errors_summary(field_errors(exc.errors()), limit=1)
 
 
 @router.post(
@@ -35,7 +31,7 @@ def _first_error(exc: ValidationError) -> str:
 )
 async def store_batch(
     body: BatchRequest, request: Request, namespace: Namespace, service: Service
-) -> BatchResponse | JSONResponse:
+) -> BatchResponse | Response:
     """Store many memories in one transaction; each item answers for itself."""
     limit: int = request.app.state.settings.max_batch_items
     if len(body.items) > limit:
@@ -56,9 +52,9 @@ async def store_batch(
                 vector=item.vector,
             )
         except ValidationError as exc:
-            results.append(BatchItemResult(index=index, status=422, detail=_first_error(exc)))
+            results.append(BatchItemResult(index=index, status=422, detail=_item_error(exc)))
         except (InvalidCoordinate, InvalidInput, PayloadTooLarge) as exc:
-            status = next(code for kind, code in _ITEM_ERRORS.items() if isinstance(exc, kind))
+            status, _ = status_of(exc)
             results.append(BatchItemResult(index=index, status=status, detail=str(exc)))
         else:
             valid.append((index, new))
@@ -68,11 +64,13 @@ async def store_batch(
             BatchItemResult(index=i, status=409, coord=new.coord, detail="not written (atomic)")
             for i, new in valid
         ]
-        rejected = BatchRejected(
-            detail=f"{failed} of {len(body.items)} items are invalid; nothing was written",
-            results=sorted(results + not_written, key=lambda r: r.index),
+        results = sorted(results + not_written, key=lambda r: r.index)
+        return problem_response(
+            400,
+            f"{failed} of {len(body.items)} items are invalid; nothing was written",
+            code="invalid_batch",
+            results=[result.model_dump() for result in results],
         )
-        return JSONResponse(rejected.model_dump(), status_code=400)
     written = await service.store_many([new for _, new in valid])
     for (index, _), done in zip(valid, written, strict=True):
         results.append(

@@ -9,11 +9,11 @@ without touching the body; the route dependency stays, for the OpenAPI descripti
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..problems import problem_bytes
 from ..service import MemoryService
 from .deps import token_problem
 
@@ -34,7 +34,8 @@ def _caller(authorization: bytes | None) -> str:
 
 
 async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    """Answer with an error (the service's one shape) without reading the request's body."""
+    body = problem_bytes(status, detail)
     start_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .deps import Authorized, Namespace, Service, bearer, require_token
-from .errors import responses
+from .errors import problem_response, responses
 from .schemas import (
     BackendHealth,
     EmbedderHealth,
+    ErrorResponse,
     HealthResponse,
     ProbeResponse,
     StatsResponse,
@@ -51,12 +52,13 @@ async def healthz() -> ProbeResponse:
 @router.get(
     "/readyz",
     response_model=ProbeResponse,
-    responses={503: {"model": ProbeResponse, "description": "A required backend is down."}},
+    responses={503: {"model": ErrorResponse, "description": "A required backend is down."}},
 )
 async def readyz(service: Service) -> Response:
     """Readiness: the canonical store and the vector store answer."""
     if not await service.ready():
-        return JSONResponse({"status": "unavailable"}, status_code=503)
+        detail = "not ready: the canonical or the vector store does not answer; /health says which"
+        return problem_response(503, detail, code="not_ready")
     return JSONResponse({"status": "ok"})
 
 

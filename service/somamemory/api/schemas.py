@@ -10,8 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..models import Memory, MemoryType
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['body', 'vector', 3].")
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
+    """Every error answer has this shape (RFC 9457 members, plus a stable ``code``)."""
+
+    status: int = Field(description="The HTTP status, repeated.")
+    title: str = Field(description="The status's reason phrase.")
+    code: str = Field(description="A stable, machine-readable kind of failure.")
     detail: str = Field(description="What went wrong, and what to do about it.")
+    errors: list[FieldError] | None = Field(None, description="422: each field that is wrong.")
 
 
 class StoreRequest(BaseModel):
@@ -213,9 +225,8 @@ class BatchResponse(BaseModel):
     results: list[BatchItemResult]
 
 
-class BatchRejected(BaseModel):
+class BatchRejected(ErrorResponse):
     """A 400 of the batch route: an atomic batch with invalid items lists every item's result;
     a request-level problem (a bad namespace header) has only the detail."""
 
-    detail: str
     results: list[BatchItemResult] = Field(default_factory=list)
