@@ -67,6 +67,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_REDIS_PASSWORD": "redis_password",
     "SOMA_REDIS_PORT": "redis_port",
     "SOMA_TERMINATION_LOG": "termination_log",
+    "SOMA_TOKEN_CACHE_SECONDS": "token_cache_seconds",
 }
 
 # secret variables: spec.env passes them with valueFrom.secretKeyRef only

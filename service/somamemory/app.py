@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import batch, memories, ops, search
+from .api import admin, batch, memories, ops, search
 from .api.errors import install_error_handlers
 from .api.gate import AuthGate
 from .errors import StartupError
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(memories.router)
     app.include_router(ops.router)
+    app.include_router(admin.router)
     # the gate sits inside the metrics middleware, so refused requests are counted too
     app.add_middleware(AuthGate, token=token, public_metrics=not settings.metrics_require_auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -23,14 +23,20 @@ from .errors import BackendUnavailable, ShutdownIncomplete, StartupError
 from .health import Deployment
 from .live import LiveStores
 from .settings import Settings
-from .stores import Cache, KeyValueStore, Locks, RateLimiter, VectorStore
+from .stores import Cache, KeyValueStore, Locks, RateLimiter, TokenStore, VectorStore
 from .stores.fallback_locks import FallbackLocks
-from .stores.inprocess import InProcessCache, InProcessLocks, InProcessStore
+from .stores.inprocess import (
+    InProcessCache,
+    InProcessLocks,
+    InProcessStore,
+    InProcessTokenStore,
+)
 from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_pool import Pool, connection, create_pool
+from .stores.postgres_tokens import PostgresTokenStore
 from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
 from .stores.redis import RedisCache, RedisLocks, RedisStore
 from .stores.redis_client import Client, open_client
@@ -224,9 +230,11 @@ async def open_backends(settings: Settings) -> Backends:
     store: KeyValueStore
     cache: Cache | None
     outbox: Outbox = NoOutbox()
+    tokens: TokenStore | None = None
     if pool is not None:
         budget = settings.postgres_timeout_seconds
         store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
+        tokens = PostgresTokenStore(pool, timeout=budget)
         cache = (
             redis_cache(client, settings)
             if client is not None
@@ -237,7 +245,7 @@ async def open_backends(settings: Settings) -> Backends:
         store, cache, mode = redis_only_store(client, settings), None, "redis-only"
         log.warning("Redis-only mode: memories are kept in Redis while PostgreSQL is down")
     else:
-        store, cache, mode = InProcessStore(), None, "in-process"
+        store, cache, mode, tokens = InProcessStore(), None, "in-process", InProcessTokenStore()
         log.warning("in-process mode: no PostgreSQL, no Redis; memories die with this process")
 
     if client is not None:
@@ -246,7 +254,7 @@ async def open_backends(settings: Settings) -> Backends:
         redis_kind = "down" if settings.redis_configured else "in-process"
     uri = settings.effective_milvus_uri
     return Backends(
-        live=LiveStores(store, cache, outbox, mode, postgres_kind),
+        live=LiveStores(store, cache, outbox, mode, postgres_kind, tokens),
         locks=locks,
         rate_limiter=limiter,
         vectors=vectors,

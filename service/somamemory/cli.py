@@ -1,4 +1,4 @@
-"""``somamemory serve | migrate | config | export | import | reindex``."""
+"""``somamemory serve | migrate | config | export | import | reindex | token``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,22 +15,10 @@ import uvicorn
 from pydantic import SecretStr
 
 from .errors import StartupError
+from .local_token import TOKEN_FILE, local_token
 from .logs import configure_logging
 from .settings import Settings
-
-TOKEN_FILE = "api_token"
-
-
-def local_token(data_dir: Path) -> str:
-    """The token kept in the data directory, created on first use (readable by the owner only)."""
-    path = data_dir / TOKEN_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
-    return token
+from .token_commands import add_token_commands
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -229,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
         )
     import_parser.set_defaults(run=import_cmd)
     reindex_parser.set_defaults(run=reindex_cmd)
+    add_token_commands(commands)
     for command in (
         serve_cmd,
         migrate_cmd,

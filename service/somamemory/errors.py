@@ -21,6 +21,14 @@ class MemoryNotFound(SomaError):
     """No live memory at that coordinate in that namespace (404)."""
 
 
+class NotPermitted(SomaError):
+    """A valid token used beyond its namespaces or its role (403)."""
+
+
+class TokenNotFound(SomaError):
+    """No live API token with that id among the caller's (404)."""
+
+
 class BackendUnavailable(SomaError):
     """A backend the request needs cannot be reached (503).
 

@@ -17,10 +17,11 @@ from .errors import BackendUnavailable
 from .metrics import Metrics
 from .replay import replay_journal
 from .settings import Settings
-from .stores import Cache, KeyValueStore
+from .stores import Cache, KeyValueStore, TokenStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_pool import Pool, answered, connection, create_pool
+from .stores.postgres_tokens import PostgresTokenStore
 from .stores.redis_client import Client
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class PostgresFailover:
 
     async def _to_redis_only(self) -> None:
         async with self._live.gate.closed():
-            self._switch(redis_only_store(self._redis, self._settings), None, NoOutbox(), "down")
+            store = redis_only_store(self._redis, self._settings)
+            self._switch(store, None, NoOutbox(), None, "down")
         log.warning("PostgreSQL stopped answering: Redis-only mode, writes journaled in Redis")
 
     async def _to_postgres(self, pool: Pool) -> None:
@@ -106,14 +108,22 @@ class PostgresFailover:
             touched |= await replay_journal(journal, store)  # what came in meanwhile
             cache = redis_cache(self._redis, self._settings)
             await cache.invalidate_many(sorted(touched))  # entries from before the outage
-            self._switch(store, cache, PostgresOutbox(pool, timeout=budget), "external")
+            outbox = PostgresOutbox(pool, timeout=budget)
+            self._switch(store, cache, outbox, PostgresTokenStore(pool, timeout=budget), "external")
         log.warning("PostgreSQL answers again: journal replayed, back to normal mode")
 
     def _switch(
-        self, store: KeyValueStore, cache: Cache | None, outbox: Outbox, postgres: str
+        self,
+        store: KeyValueStore,
+        cache: Cache | None,
+        outbox: Outbox,
+        tokens: TokenStore | None,
+        postgres: str,
     ) -> None:
         """The one place the stores change (no await: in one step)."""
         mode = "normal" if postgres != "down" else "redis-only"
-        self._live.switch(store=store, cache=cache, outbox=outbox, mode=mode, postgres=postgres)
+        self._live.switch(
+            store=store, cache=cache, outbox=outbox, tokens=tokens, mode=mode, postgres=postgres
+        )
         self._metrics.set_mode(mode, MODES)
         self._metrics.backend_up.labels(backend="postgres").set(postgres != "down")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .gate import Gate
-from .stores import Cache, KeyValueStore
+from .stores import Cache, KeyValueStore, TokenStore
 from .stores.outbox import Outbox
 
 
@@ -23,6 +23,7 @@ class LiveStores:
     outbox: Outbox
     mode: str  # one of backends.MODES
     postgres: str  # external | embedded | down
+    tokens: TokenStore | None = None  # minted API tokens; None while PostgreSQL is away
     gate: Gate = field(default_factory=Gate)
 
     @property
@@ -30,9 +31,16 @@ class LiveStores:
         return self.mode != "normal"
 
     def switch(
-        self, *, store: KeyValueStore, cache: Cache | None, outbox: Outbox, mode: str, postgres: str
+        self,
+        *,
+        store: KeyValueStore,
+        cache: Cache | None,
+        outbox: Outbox,
+        tokens: TokenStore | None,
+        mode: str,
+        postgres: str,
     ) -> None:
         """Use other stores from now on: all of them in one step (no await, so no reader sees
         half a switch). The caller holds ``gate`` closed."""
-        self.store, self.cache, self.outbox = store, cache, outbox
+        self.store, self.cache, self.outbox, self.tokens = store, cache, outbox, tokens
         self.mode, self.postgres = mode, postgres

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from .access import Access
 from .backends import MODES, Backends, open_backends
 from .batching import Batcher
 from .failover import PostgresFailover
@@ -84,6 +85,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             max_payload_bytes=settings.max_payload_bytes,
             max_top_k=settings.max_top_k,
             rate_limiter=backends.rate_limiter,
+            access=Access(backends.live, cache_seconds=settings.token_cache_seconds),
         )
         reconciler = Reconciler(
             live=backends.live,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import health
+from .access import Access
 from .batching import Batcher
 from .coords import normalize_coord
 from .embeddings import Embedder
@@ -44,8 +45,11 @@ class MemoryService:
         max_top_k: int = 100,
         batcher: Batcher[NewMemory, Written] | None = None,
         rate_limiter: RateLimiter | None = None,
+        access: Access | None = None,
     ) -> None:
         self.rate_limiter = rate_limiter
+        # minted API tokens: authenticated and administered here
+        self.access = access if access is not None else Access(live, cache_seconds=10.0)
         self.writes = writes
         self.batcher = batcher
         self.live = live  # the store and cache in use (failover switches them)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # shared by replicas through Redis. The probes and /metrics are never limited.
     rate_limit_max: int = Field(0, ge=0)
     rate_limit_window: float = Field(60.0, gt=0)
+    # how long a minted token's rights are reused before the token store is asked again: a
+    # revocation reaches other replicas within this time (the replica that revokes, at once)
+    token_cache_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = False
 

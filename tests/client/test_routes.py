@@ -6,7 +6,15 @@ from datetime import datetime
 
 import pytest
 
-from somamemory.client import BatchRejected, Memory, NotFound, SearchHit, StoreResult
+from somamemory.client import (
+    BatchRejected,
+    Forbidden,
+    Memory,
+    NotFound,
+    SearchHit,
+    StoreResult,
+    Unauthorized,
+)
 
 from ..serve import Serve
 from .adapters import Client
@@ -143,3 +151,21 @@ async def test_health_and_probes_report_a_working_server(soma: Client) -> None:
     assert health.raw["embedder"]["kind"] == "hash"
     assert await soma.alive() is True
     assert await soma.ready() is True
+
+
+async def test_tokens_are_minted_used_listed_and_revoked(
+    soma: Client, live: Serve, make_client: MakeClient, namespace: str
+) -> None:
+    minted = await soma.create_token([namespace], "read", expires_at="2099-01-01T00:00:00Z")
+    assert minted.info.role == "read" and minted.info.namespaces == (namespace,)
+    assert minted.info.expires_at is not None and minted.info.expires_at.year == 2099
+    assert minted.token not in repr(minted)  # a secret stays out of logs and tracebacks
+    await soma.store("1", {"k": 1})
+    reader = make_client(live.url, token=minted.token, namespace=namespace)
+    assert (await reader.get("1")).payload == {"k": 1}
+    with pytest.raises(Forbidden):
+        await reader.store("2", {"k": 2})
+    assert minted.info.id in {info.id for info in await soma.list_tokens()}
+    await soma.revoke_token(minted.info.id)
+    with pytest.raises(Unauthorized):
+        await reader.get("1")

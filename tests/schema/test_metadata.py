@@ -136,5 +136,6 @@ def test_metadata_builds_the_same_tables_as_the_migrations(migrated_database: st
         "memory_versions",
         "pending_vectors",
         "journal_replay",
+        "api_tokens",
     }
     assert from_metadata == from_migrations

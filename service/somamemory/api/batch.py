@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from ..errors import InvalidCoordinate, InvalidInput, PayloadTooLarge
 from ..models import NewMemory
-from .deps import Authorized, Namespace, Service
+from .deps import Authorized, Service, WriteNamespace
 from .errors import errors_summary, field_errors, problem_response, responses, status_of
 from .schemas import BatchItemResult, BatchRejected, BatchRequest, BatchResponse, StoreRequest
 
@@ -30,7 +30,7 @@ def _item_error(exc: ValidationError) -> str:
     },
 )
 async def store_batch(
-    body: BatchRequest, request: Request, namespace: Namespace, service: Service
+    body: BatchRequest, request: Request, namespace: WriteNamespace, service: Service
 ) -> BatchResponse | Response:
     """Store many memories in one transaction; each item answers for itself."""
     limit: int = request.app.state.settings.max_batch_items

@@ -1,15 +1,16 @@
-"""Request dependencies: the bearer token, the namespace, the service."""
+"""Request dependencies: the caller, the namespace it may use, the service."""
 
 from __future__ import annotations
 
-import hmac
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotPermitted
+from ..principals import Principal, Role
 from ..service import MemoryService
 from .errors import Unauthorized
 
@@ -17,37 +18,32 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 bearer = HTTPBearer(auto_error=False, description="SOMA_API_TOKEN")
 
 
-def token_problem(authorization: bytes | None, expected: bytes) -> str | None:
-    """What is wrong with an ``Authorization`` header value, or None if it carries the token.
+MISSING_TOKEN = "missing bearer token: send 'Authorization: Bearer <token>'"
 
-    The comparison takes constant time whatever the candidate.
-    """
+
+def bearer_token(authorization: bytes | None) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
     if authorization is None:
-        return "missing bearer token: send 'Authorization: Bearer <SOMA_API_TOKEN>'"
+        return None
     scheme, _, candidate = authorization.strip().partition(b" ")
     if scheme.lower() != b"bearer" or not candidate.strip():
-        return "missing bearer token: send 'Authorization: Bearer <SOMA_API_TOKEN>'"
-    if not hmac.compare_digest(candidate.strip(), expected):
-        return "invalid bearer token"
-    return None
+        return None
+    return candidate.strip()
 
 
-async def require_token(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Compare the bearer token in constant time; 401 with ``WWW-Authenticate`` otherwise.
+) -> Principal:
+    """Who is calling: the auth gate authenticated the token before the body was read (401 for
+    a bad one) and left the caller here. ``credentials`` documents the scheme in OpenAPI."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a route the gate let through as public: it has no caller
+        raise Unauthorized(MISSING_TOKEN)
+    return principal
 
-    The auth gate already refused bad tokens before the body was read; this keeps the check
-    where the routes declare it (and in the OpenAPI description).
-    """
-    expected: bytes | None = request.app.state.api_token
-    if expected is None:
-        return  # explicitly unauthenticated, loopback only (checked at startup)
-    header = None if credentials is None else f"Bearer {credentials.credentials}".encode()
-    problem = token_problem(header, expected)
-    if problem is not None:
-        raise Unauthorized(problem)
+
+Caller = Annotated[Principal, Depends(caller)]
 
 
 async def namespace(
@@ -66,11 +62,29 @@ async def namespace(
     return x_soma_namespace
 
 
+Requested = Annotated[str, Depends(namespace)]
+
+
+def _scoped(role: Role) -> Callable[..., Awaitable[str]]:
+    async def scoped_namespace(
+        caller: Caller, namespace: Annotated[str, Depends(namespace)]
+    ) -> str:
+        if not caller.may(role):
+            raise NotPermitted(f"this token's role is {caller.role!r}; this needs {role!r}")
+        if not caller.covers(namespace):
+            raise NotPermitted(f"this token may not use namespace {namespace!r}")
+        return namespace
+
+    return scoped_namespace
+
+
 async def memory_service(request: Request) -> MemoryService:
     service: MemoryService = request.app.state.service
     return service
 
 
-Authorized = Depends(require_token)
-Namespace = Annotated[str, Depends(namespace)]
+Authorized = Depends(caller)
+# the caller's namespace, checked against the token's namespaces and role (403 otherwise)
+ReadNamespace = Annotated[str, Depends(_scoped("read"))]
+WriteNamespace = Annotated[str, Depends(_scoped("write"))]
 Service = Annotated[MemoryService, Depends(memory_service)]

@@ -18,8 +18,10 @@ from ..errors import (
     InvalidInput,
     LockTimeout,
     MemoryNotFound,
+    NotPermitted,
     PayloadTooLarge,
     SomaError,
+    TokenNotFound,
 )
 from ..problems import problem_bytes
 
@@ -31,6 +33,8 @@ STATUS: tuple[tuple[type[SomaError], int, str], ...] = (
     (InvalidInput, 400, "invalid_input"),
     (PayloadTooLarge, 413, "payload_too_large"),
     (MemoryNotFound, 404, "memory_not_found"),
+    (TokenNotFound, 404, "token_not_found"),
+    (NotPermitted, 403, "forbidden"),
     (LockTimeout, 503, "lock_timeout"),
     (EmbeddingUnavailable, 503, "embeddings_unavailable"),
     (BackendUnavailable, 503, "backend_unavailable"),
@@ -39,10 +43,6 @@ STATUS: tuple[tuple[type[SomaError], int, str], ...] = (
 
 class Unauthorized(SomaError):
     """Missing or wrong bearer token (401)."""
-
-
-class Forbidden(SomaError):
-    """A valid token used beyond its namespaces or its role (403)."""
 
 
 def status_of(exc: SomaError) -> tuple[int, str]:
@@ -70,8 +70,6 @@ async def _soma_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SomaError)
     if isinstance(exc, Unauthorized):
         return problem_response(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
-    if isinstance(exc, Forbidden):
-        return problem_response(403, str(exc))
     status, code = status_of(exc)
     if status == 503:
         log.warning("backend unavailable: %s", exc)
@@ -155,7 +153,8 @@ def responses(*codes: int) -> dict[int | str, dict[str, object]]:
         400: "Bad coordinate, namespace, vector or payload.",
         401: "Missing or wrong bearer token.",
         403: "The token may not do this: another namespace, or beyond its role.",
-        404: "No such memory in this namespace.",
+        404: "No such memory (or token) here.",
+        409: "Not possible in this service's configuration; the detail says why.",
         413: "Payload or request too large.",
         422: "The request does not match the schema; ``errors`` says where.",
         429: "Over the token's rate limit; Retry-After says when to come back.",

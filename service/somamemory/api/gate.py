@@ -9,13 +9,16 @@ without touching the body; the route dependency stays, for the OpenAPI descripti
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import BackendUnavailable
+from ..principals import ADMIN_EVERYWHERE, Principal
 from ..problems import problem_bytes
 from ..service import MemoryService
-from .deps import token_problem
+from .deps import MISSING_TOKEN, bearer_token
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 LOOPBACK_HOSTS = frozenset({b"localhost", b"127.0.0.1", b"[::1]"})
@@ -53,6 +56,22 @@ class AuthGate:
         self.token = token
         self.public = PUBLIC_PATHS | ({"/metrics"} if public_metrics else set())
 
+    async def _authenticate(
+        self, authorization: bytes | None, service: MemoryService | None
+    ) -> Principal | str:
+        """The caller behind an ``Authorization`` header, or what is wrong with it."""
+        candidate = bearer_token(authorization)
+        if candidate is None:
+            return MISSING_TOKEN
+        assert self.token is not None
+        if hmac.compare_digest(candidate, self.token):  # constant time, whatever the candidate
+            return ADMIN_EVERYWHERE
+        if service is not None:
+            principal = await service.access.authenticate(candidate)
+            if principal is not None:
+                return principal
+        return "invalid, expired or revoked bearer token"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -69,12 +88,19 @@ class AuthGate:
         if scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
-        if self.token is not None:
-            problem = token_problem(headers.get(b"authorization"), self.token)
-            if problem is not None:
-                await _refuse(send, 401, problem, [(b"www-authenticate", b"Bearer")])
-                return
         service: MemoryService | None = getattr(scope["app"].state, "service", None)
+        principal = ADMIN_EVERYWHERE  # without a token (loopback only): full rights
+        if self.token is not None:
+            try:
+                found = await self._authenticate(headers.get(b"authorization"), service)
+            except BackendUnavailable as exc:
+                await _refuse(send, 503, f"cannot check this token now: {exc}", [])
+                return
+            if isinstance(found, str):
+                await _refuse(send, 401, found, [(b"www-authenticate", b"Bearer")])
+                return
+            principal = found
+        scope.setdefault("state", {})["principal"] = principal
         if service is not None:
             wait = await service.admit(_caller(headers.get(b"authorization")))
             if wait is not None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from .deps import Authorized, Namespace, Service
+from .deps import Authorized, ReadNamespace, Service, WriteNamespace
 from .errors import responses
 from .schemas import (
     DeleteResponse,
@@ -23,7 +23,9 @@ router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[Authoriz
 
 
 @router.post("", response_model=StoreResponse, responses=responses(400, 401, 413, 503))
-async def store_memory(body: StoreRequest, namespace: Namespace, service: Service) -> StoreResponse:
+async def store_memory(
+    body: StoreRequest, namespace: WriteNamespace, service: Service
+) -> StoreResponse:
     """Store a memory (upsert: the version increments). Answers after the write is durable."""
     memory, indexed = await service.store_memory(
         namespace,
@@ -44,7 +46,7 @@ async def store_memory(body: StoreRequest, namespace: Namespace, service: Servic
 
 
 @router.get("/{coord}", response_model=MemoryResponse, responses=responses(400, 401, 404, 503))
-async def get_memory(coord: str, namespace: Namespace, service: Service) -> Response:
+async def get_memory(coord: str, namespace: ReadNamespace, service: Service) -> Response:
     """Read the live version of a memory."""
     memory_json = await service.get_memory_json(namespace, coord)
     return Response(b'{"memory":' + memory_json + b"}", media_type="application/json")
@@ -57,7 +59,7 @@ async def get_memory(coord: str, namespace: Namespace, service: Service) -> Resp
 )
 async def memory_versions(
     coord: str,
-    namespace: Namespace,
+    namespace: ReadNamespace,
     service: Service,
     after: Annotated[int, Query(ge=0, description="Only versions newer than this one.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many versions.")] = 100,
@@ -72,7 +74,7 @@ async def memory_versions(
 
 
 @router.delete("/{coord}", response_model=DeleteResponse, responses=responses(400, 401, 503))
-async def delete_memory(coord: str, namespace: Namespace, service: Service) -> DeleteResponse:
+async def delete_memory(coord: str, namespace: WriteNamespace, service: Service) -> DeleteResponse:
     """Delete a memory with all its versions. Deleting twice is fine (``deleted: false``).
 
     The receipt says where it is gone from already (canonical store, cache, vector store)."""
@@ -92,7 +94,7 @@ async def delete_memory(coord: str, namespace: Namespace, service: Service) -> D
     responses=responses(400, 401, 503),
 )
 async def deletion_status(
-    coord: str, namespace: Namespace, service: Service
+    coord: str, namespace: ReadNamespace, service: Service
 ) -> DeletionStatusResponse:
     """Whether every store is clear of a memory now (after a delete, an expiry, an eviction)."""
     status = await service.deletion_status(namespace, coord)

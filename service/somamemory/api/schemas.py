@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from ..models import Memory, MemoryType
+from ..principals import Role
 
 
 class FieldError(BaseModel):
@@ -230,3 +231,52 @@ class BatchRejected(ErrorResponse):
     a request-level problem (a bad namespace header) has only the detail."""
 
     results: list[BatchItemResult] = Field(default_factory=list)
+
+
+# ── API tokens ──────────────────────────────────────────────────────────────────────────────
+NamespaceScope = Annotated[
+    str, Field(pattern=r"^(\*|[A-Za-z0-9_.\-]{1,64})$", examples=["team-a", "*"])
+]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespaces: list[NamespaceScope] = Field(
+        min_length=1, max_length=256, description="The namespaces it may use; '*' for all."
+    )
+    role: Role = Field(
+        description="read: fetch and search; write: also store and delete; "
+        "admin: also manage tokens (for its own namespaces)."
+    )
+    expires_at: AwareDatetime | None = Field(None, description="When it stops working.")
+    description: str | None = Field(None, max_length=256, description="A note for its owner.")
+
+    @field_validator("description")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and (any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value)):
+            raise ValueError("description must be printable text")
+        return value
+
+
+class TokenInfo(BaseModel):
+    id: str
+    role: Role
+    namespaces: list[str]
+    created_at: datetime
+    expires_at: datetime | None = None
+    description: str | None = None
+
+
+class MintedToken(TokenInfo):
+    token: str = Field(description="The secret: shown this once, kept only as a digest.")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo]
+
+
+class RevokedToken(BaseModel):
+    id: str
+    revoked_at: datetime

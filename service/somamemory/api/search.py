@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..models import MemoryType
-from .deps import Authorized, Namespace, Service
+from .deps import Authorized, ReadNamespace, Service
 from .errors import responses
 from .schemas import SearchRequest, SearchResponse
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/memories", tags=["search"], dependencies=[Authorized
 
 
 @router.post("/search", response_model=SearchResponse, responses=responses(400, 401, 503))
-async def search(body: SearchRequest, namespace: Namespace, service: Service) -> SearchResponse:
+async def search(body: SearchRequest, namespace: ReadNamespace, service: Service) -> SearchResponse:
     """The caller's memories most similar to ``query`` (or ``vector``), best first."""
     hits = await service.search(
         namespace,
@@ -30,7 +30,7 @@ async def search(body: SearchRequest, namespace: Namespace, service: Service) ->
 
 @router.get("/search", response_model=SearchResponse, responses=responses(400, 401, 503))
 async def search_by_query(
-    namespace: Namespace,
+    namespace: ReadNamespace,
     service: Service,
     query: Annotated[str, Query(max_length=8192, description="Text to search by meaning.")],
     top_k: Annotated[int, Query(ge=1, le=16384)] = 10,

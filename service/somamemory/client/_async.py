@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -24,10 +24,12 @@ from ._models import (
     LinkResult,
     Memory,
     MemoryType,
+    MintedToken,
     Neighbors,
     SearchHit,
     Stats,
     StoreResult,
+    TokenInfo,
     UnlinkResult,
     VersionsPage,
 )
@@ -155,6 +157,27 @@ class AsyncSomaClient:
         return await self._run(calls.search(query, vector, top_k, filters, memory_type))
 
     # operations
+
+    # API tokens: need an admin token (and a server with authentication on)
+
+    async def create_token(
+        self,
+        namespaces: Sequence[str],
+        role: Literal["read", "write", "admin"],
+        *,
+        expires_at: datetime | str | None = None,
+        description: str | None = None,
+    ) -> MintedToken:
+        """Mint a token for ``namespaces`` (``"*"`` for all); its secret is in ``.token``, once."""
+        return await self._run(calls.create_token(namespaces, role, expires_at, description))
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """The tokens not revoked, of the namespaces this admin token holds."""
+        return await self._run(calls.list_tokens())
+
+    async def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by its id; it stops working at once (within seconds on other replicas)."""
+        await self._run(calls.revoke_token(token_id))
 
     async def stats(self) -> Stats:
         """Counts of this client's namespace."""

@@ -25,13 +25,16 @@ from ._models import (
     LinkResult,
     Memory,
     MemoryType,
+    MintedToken,
     Neighbors,
     SearchHit,
     Stats,
     StoreResult,
+    TokenInfo,
     UnlinkResult,
     VersionsPage,
     search_hits,
+    token_list,
 )
 from ._retry import Attempts, parse_retry_after
 
@@ -190,6 +193,28 @@ def stats() -> Call[Stats]:
 
 def health() -> Call[Health]:
     return Call("GET", "/health", Health.from_json)
+
+
+def create_token(
+    namespaces: Sequence[str],
+    role: str,
+    expires_at: datetime | str | None,
+    description: str | None,
+) -> Call[MintedToken]:
+    body: dict[str, Any] = {"namespaces": list(namespaces), "role": role}
+    if expires_at is not None:
+        body["expires_at"] = expires_at if isinstance(expires_at, str) else expires_at.isoformat()
+    if description is not None:
+        body["description"] = description
+    return Call("POST", "/admin/tokens", MintedToken.from_json, body=body)
+
+
+def list_tokens() -> Call[list[TokenInfo]]:
+    return Call("GET", "/admin/tokens", token_list)
+
+
+def revoke_token(token_id: str) -> Call[bool]:
+    return Call("DELETE", f"/admin/tokens/{quote(token_id, safe='')}", lambda data: True)
 
 
 def _status_ok(data: Any) -> bool:

@@ -305,3 +305,46 @@ class GraphPath:
             link_types=[str(kind) for kind in data["link_types"]],
             found=bool(data["found"]),
         )
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token as listed: id, role, namespaces (``("*",)`` for all); never its secret."""
+
+    id: str
+    role: Literal["read", "write", "admin"]
+    namespaces: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None = None
+    description: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Json) -> TokenInfo:
+        return cls(
+            id=data["id"],
+            role=data["role"],
+            namespaces=tuple(data["namespaces"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            expires_at=_when(data.get("expires_at")),
+            description=data.get("description"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    """A new token: ``token`` is its secret, which the server shows this once."""
+
+    info: TokenInfo
+    token: str = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> MintedToken:
+        return cls(info=TokenInfo.from_json(data), token=data["token"])
+
+
+def token_list(data: Json) -> list[TokenInfo]:
+    return [TokenInfo.from_json(item) for item in data["tokens"]]

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -23,10 +23,12 @@ from ._models import (
     LinkResult,
     Memory,
     MemoryType,
+    MintedToken,
     Neighbors,
     SearchHit,
     Stats,
     StoreResult,
+    TokenInfo,
     UnlinkResult,
     VersionsPage,
 )
@@ -169,6 +171,27 @@ class SomaClient:
         return self._run(calls.search(query, vector, top_k, filters, memory_type))
 
     # operations
+
+    # API tokens: need an admin token (and a server with authentication on)
+
+    def create_token(
+        self,
+        namespaces: Sequence[str],
+        role: Literal["read", "write", "admin"],
+        *,
+        expires_at: datetime | str | None = None,
+        description: str | None = None,
+    ) -> MintedToken:
+        """Mint a token for ``namespaces`` (``"*"`` for all); its secret is in ``.token``, once."""
+        return self._run(calls.create_token(namespaces, role, expires_at, description))
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """The tokens not revoked, of the namespaces this admin token holds."""
+        return self._run(calls.list_tokens())
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by its id; it stops working at once (within seconds on other replicas)."""
+        self._run(calls.revoke_token(token_id))
 
     def stats(self) -> Stats:
         """Counts of this client's namespace."""

@@ -1,5 +1,21 @@
 """Backends behind small protocols: canonical key-value stores, caches, locks, vector stores."""
 
-from .protocols import Cache, CacheLookup, KeyValueStore, Locks, RateLimiter, VectorStore
+from .protocols import (
+    Cache,
+    CacheLookup,
+    KeyValueStore,
+    Locks,
+    RateLimiter,
+    TokenStore,
+    VectorStore,
+)
 
-__all__ = ["Cache", "CacheLookup", "KeyValueStore", "Locks", "RateLimiter", "VectorStore"]
+__all__ = [
+    "Cache",
+    "CacheLookup",
+    "KeyValueStore",
+    "Locks",
+    "RateLimiter",
+    "TokenStore",
+    "VectorStore",
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from weakref import WeakValueDictionary
 
 from ..models import Memory, NewMemory, TypeCounts
+from ..principals import TokenRecord
 from .protocols import CacheLookup
 
 LEASE_SECONDS = 10.0  # a reader that dies holding a lease blocks fills for this long
@@ -200,3 +202,30 @@ class InProcessLocks:
             for key in sorted(set(keys)):
                 await stack.enter_async_context(self._lock(key))
             yield
+
+
+class InProcessTokenStore:
+    """Minted tokens in this process, for the in-process mode: they die with it, as memories do."""
+
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._by_digest: dict[bytes, TokenRecord] = {}
+
+    async def create(self, record: TokenRecord, digest: bytes) -> None:
+        self._by_digest[digest] = record
+
+    async def find(self, digest: bytes) -> TokenRecord | None:
+        return self._by_digest.get(digest)
+
+    async def list(self) -> list[TokenRecord]:
+        live = [record for record in self._by_digest.values() if record.revoked_at is None]
+        return sorted(live, key=lambda record: (record.created_at, record.id))
+
+    async def revoke(self, token_id: str) -> TokenRecord | None:
+        for digest, record in self._by_digest.items():
+            if record.id == token_id and record.revoked_at is None:
+                revoked = dataclasses.replace(record, revoked_at=datetime.now(UTC))
+                self._by_digest[digest] = revoked
+                return revoked
+        return None

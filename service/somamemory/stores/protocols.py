@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..filters import SearchFilter
 from ..models import Memory, NewMemory, TypeCounts
+from ..principals import TokenRecord
 
 
 class KeyValueStore(Protocol):
@@ -117,6 +118,24 @@ class RateLimiter(Protocol):
 
     async def hit(self, key: str) -> float | None:
         """Count one request: None if within the limit, else seconds until the window ends."""
+        ...
+
+
+class TokenStore(Protocol):
+    """Minted API tokens, by the digest of their secret (the secret itself is never stored)."""
+
+    async def create(self, record: TokenRecord, digest: bytes) -> None: ...
+
+    async def find(self, digest: bytes) -> TokenRecord | None:
+        """The token with this digest, revoked or expired ones included."""
+        ...
+
+    async def list(self) -> list[TokenRecord]:
+        """Every token not revoked, oldest first."""
+        ...
+
+    async def revoke(self, token_id: str) -> TokenRecord | None:
+        """Mark a token revoked; the record, or None if there is no such live token."""
         ...
 
 

@@ -78,3 +78,20 @@ journal_replay = sa.Table(
     sa.Column("last_id", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("journal", name="journal_replay_pkey"),
 )
+
+# Minted API tokens: only the SHA-256 digest of each secret is kept.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Text, nullable=False),
+    sa.Column("digest", postgresql.BYTEA, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("namespaces", postgresql.ARRAY(sa.Text), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("id", name="api_tokens_pkey"),
+    sa.UniqueConstraint("digest", name="api_tokens_digest_key"),
+    sa.CheckConstraint("role IN ('read', 'write', 'admin')", name="api_tokens_role_check"),
+)
