@@ -44,6 +44,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_MAX_TOP_K": "max_top_k",
     "SOMA_METRICS_REQUIRE_AUTH": "metrics_require_auth",
     "SOMA_MILVUS_COLLECTION": "milvus_collection",
+    "SOMA_MILVUS_CONSISTENCY": "milvus_consistency",
     "SOMA_MILVUS_FLUSH_INTERVAL_SECONDS": "milvus_flush_interval_seconds",
     "SOMA_MILVUS_HOST": "milvus_host",
     "SOMA_MILVUS_INDEX": "milvus_index",

@@ -166,6 +166,7 @@ async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
             index_type=settings.milvus_index,
             search_ef=settings.milvus_search_ef,
             fast_lite_search=settings.milvus_lite_fast_search,
+            consistency=settings.milvus_consistency,
         )
     except StartupError:
         raise

@@ -9,6 +9,10 @@ from typing import Any, Literal
 
 MemoryType = Literal["episodic", "semantic"]
 MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "semantic")
+# How fresh a search's view of the vector store must be: every write acknowledged before it
+# (strong), this replica's own writes (session), at most a few seconds behind (bounded), or
+# whatever the store has (eventually). See the README, "Consistency of search".
+Consistency = Literal["strong", "session", "bounded", "eventually"]
 # Integers beyond this lose exactness as doubles: they are stored, but never filtered on.
 MAX_EXACT_INT = 2**53
 

@@ -20,7 +20,15 @@ from .filters import parse_filter
 from .health import Deployment, Health
 from .live import LiveStores
 from .metrics import Metrics
-from .models import DeletionReceipt, DeletionStatus, Memory, MemoryType, NewMemory, TypeCounts
+from .models import (
+    Consistency,
+    DeletionReceipt,
+    DeletionStatus,
+    Memory,
+    MemoryType,
+    NewMemory,
+    TypeCounts,
+)
 from .stores import CacheLookup, Locks, RateLimiter, VectorStore
 from .writes import WritePath, Written, check_vector, prepare
 
@@ -209,6 +217,7 @@ class MemoryService:
         top_k: int = 10,
         filters: dict[str, Any] | None = None,
         memory_type: str | Sequence[str] | None = None,
+        consistency: Consistency | None = None,
     ) -> list[tuple[Memory, float]]:
         """The namespace's memories nearest to the query text or vector, best first.
 
@@ -224,7 +233,9 @@ class MemoryService:
         if where is None:
             return []
         try:
-            hits = await self.vectors.search(embedding, top_k=top_k, where=where)
+            hits = await self.vectors.search(
+                embedding, top_k=top_k, where=where, consistency=consistency
+            )
         except (BackendUnavailable, BackendRefused) as exc:
             failure = type(exc.__cause__ or exc).__name__  # never the server's words to the client
             raise BackendUnavailable(exc.backend, f"search failed: {failure}") from exc

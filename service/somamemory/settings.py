@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .models import Consistency
+
 _SECRET_FIELDS = frozenset(
     {"api_token", "postgres_url", "redis_password", "milvus_token", "embeddings_api_key"}
 )
@@ -86,6 +88,9 @@ class Settings(BaseSettings):
     milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     milvus_index: Literal["HNSW", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW_SQ", "AUTOINDEX"] = "HNSW"
     milvus_search_ef: int = Field(512, ge=1, le=32768)
+    # how fresh a search's view of Milvus is unless the request asks otherwise (README:
+    # "Consistency of search"); a Milvus server makes "strong" wait for its next time tick
+    milvus_consistency: Consistency = "session"
     milvus_lite_fast_search: bool = True
     milvus_flush_interval_seconds: float = Field(1.0, gt=0)
     max_top_k: int = Field(100, ge=1, le=16384)

@@ -227,3 +227,34 @@ def test_bad_searches_are_4xx_with_the_reason(
     )
     assert response.status_code == status, response.text
     assert reason in response.text
+
+
+@pytest.mark.parametrize("consistency", ["strong", "session", "bounded", "eventually", None])
+def test_a_search_right_after_a_write_finds_it_at_every_consistency_level(
+    client: TestClient, headers: dict[str, str], consistency: str | None
+) -> None:
+    """milvus-lite is one process: every level reads its own writes. (On a Milvus server only
+    'strong' and this replica's 'session' promise it; the README says what each level sees.)"""
+    _store(client, headers, "42", "a freshly written note about sailing boats")
+    body = {"query": "sailing boats", "top_k": 1, "consistency": consistency}
+    assert [h["coord"] for h in _search(client, headers, **body)] == ["42.0"]
+    got = client.get(
+        "/memories/search",
+        params={
+            "query": "sailing boats",
+            "top_k": 1,
+            **({"consistency": consistency} if consistency else {}),
+        },
+        headers=headers,
+    )
+    assert [h["coord"] for h in got.json()["memories"]] == ["42.0"]
+
+
+def test_an_unknown_consistency_level_is_refused(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = client.post(
+        "/memories/search", json={"query": "x", "consistency": "linearizable"}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "consistency"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from ..models import Memory, MemoryType
+from ..models import Consistency, Memory, MemoryType
 from ..principals import Role
 
 
@@ -171,6 +171,12 @@ class SearchRequest(BaseModel):
         examples=[{"topic": "tea", "memory_type": ["semantic"]}],
     )
     memory_type: MemoryType | list[MemoryType] | None = None
+    consistency: Consistency | None = Field(
+        None,
+        description="How fresh the vector index must be: 'strong' (every acknowledged write, "
+        "any replica), 'session' (this replica's writes; the default, SOMA_MILVUS_CONSISTENCY), "
+        "'bounded' (seconds behind), 'eventually'.",
+    )
 
 
 class SearchHit(BaseModel):

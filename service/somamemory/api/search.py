@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ..models import MemoryType
+from ..models import Consistency, MemoryType
 from .deps import Authorized, ReadNamespace, Service
 from .errors import responses
 from .schemas import SearchRequest, SearchResponse
@@ -24,6 +24,7 @@ async def search(body: SearchRequest, namespace: ReadNamespace, service: Service
         top_k=body.top_k,
         filters=body.filters,
         memory_type=body.memory_type,
+        consistency=body.consistency,
     )
     return SearchResponse.of(hits)
 
@@ -35,7 +36,10 @@ async def search_by_query(
     query: Annotated[str, Query(max_length=8192, description="Text to search by meaning.")],
     top_k: Annotated[int, Query(ge=1, le=16384)] = 10,
     memory_type: MemoryType | None = None,
+    consistency: Consistency | None = None,
 ) -> SearchResponse:
     """The same search for simple clients: query text in the URL."""
-    hits = await service.search(namespace, query=query, top_k=top_k, memory_type=memory_type)
+    hits = await service.search(
+        namespace, query=query, top_k=top_k, memory_type=memory_type, consistency=consistency
+    )
     return SearchResponse.of(hits)

@@ -152,9 +152,12 @@ class AsyncSomaClient:
         top_k: int = 10,
         filters: Mapping[str, Any] | None = None,
         memory_type: MemoryType | Sequence[MemoryType] | None = None,
+        consistency: Literal["strong", "session", "bounded", "eventually"] | None = None,
     ) -> list[SearchHit]:
         """The memories nearest to ``query`` (or ``vector``); see :meth:`SomaClient.search`."""
-        return await self._run(calls.search(query, vector, top_k, filters, memory_type))
+        return await self._run(
+            calls.search(query, vector, top_k, filters, memory_type, consistency)
+        )
 
     # operations
 

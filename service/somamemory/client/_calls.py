@@ -174,8 +174,11 @@ def search(
     top_k: int,
     filters: Mapping[str, Any] | None,
     memory_type: MemoryType | Sequence[MemoryType] | None,
+    consistency: str | None = None,
 ) -> Call[list[SearchHit]]:
     body: dict[str, Any] = {"top_k": top_k}
+    if consistency is not None:
+        body["consistency"] = consistency
     if query is not None:
         body["query"] = query
     if vector is not None:

@@ -162,13 +162,15 @@ class SomaClient:
         top_k: int = 10,
         filters: Mapping[str, Any] | None = None,
         memory_type: MemoryType | Sequence[MemoryType] | None = None,
+        consistency: Literal["strong", "session", "bounded", "eventually"] | None = None,
     ) -> list[SearchHit]:
         """The memories nearest to ``query`` text (or ``vector``), best first.
 
         ``filters``: equality (a value) or membership (a list) on ``memory_type`` and top-level
-        payload fields, all of which must hold.
+        payload fields, all of which must hold. ``consistency``: how fresh the vector index
+        must be (the server's default: this replica's own writes).
         """
-        return self._run(calls.search(query, vector, top_k, filters, memory_type))
+        return self._run(calls.search(query, vector, top_k, filters, memory_type, consistency))
 
     # operations
 

@@ -24,7 +24,7 @@ from pymilvus.exceptions import (
 
 from ..errors import BackendRefused, BackendUnavailable, SomaError, StartupError
 from ..filters import SearchFilter
-from ..models import Memory
+from ..models import Consistency, Memory
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_search import install_fast_search
@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 # HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
 # (bench/search_quality.py); the search itself stays ~1-3 ms of a ~13 ms milvus-lite query.
 DEFAULT_SEARCH_EF = 512
+_CONSISTENCY: dict[Consistency, str] = {
+    "strong": "Strong",
+    "session": "Session",
+    "bounded": "Bounded",
+    "eventually": "Eventually",
+}
 _COLLECTION_NOT_LOADED = 101
 
 # Refusals of the input: pymilvus' own checks of rows and parameters, and server answers marked
@@ -100,8 +106,9 @@ class MilvusVectorStore:
 
     milvus-lite scans rows it has not flushed yet in Python, slowly, and only a flush makes them
     durable: the write path flushes every ``SOMA_MILVUS_FLUSH_INTERVAL_SECONDS`` while writes go
-    on and clears outbox entries only after that. Reads are ``Strong``: a write is searchable as
-    soon as it is acknowledged.
+    on and clears outbox entries only after that. Searches read at ``consistency`` (per store,
+    or per request): ``session`` sees every write this process made, without waiting for a
+    Milvus server's next time tick as ``strong`` does.
     """
 
     name = "milvus"
@@ -115,6 +122,7 @@ class MilvusVectorStore:
         index_type: str = "HNSW",
         search_ef: int = DEFAULT_SEARCH_EF,
         is_lite: bool = False,
+        consistency: Consistency = "session",
     ) -> None:
         self._client = client
         self._collection = collection
@@ -122,6 +130,7 @@ class MilvusVectorStore:
         self.index_type = index_type
         self.search_ef = search_ef
         self.is_lite = is_lite
+        self.consistency = consistency
         self._dirty = False
         self._split_upserts = False  # see _upsert_misroutes
 
@@ -137,6 +146,7 @@ class MilvusVectorStore:
         index_type: str = "HNSW",
         search_ef: int = DEFAULT_SEARCH_EF,
         fast_lite_search: bool = True,
+        consistency: Consistency = "session",
     ) -> MilvusVectorStore:
         """Open the client and make sure the collection exists with the expected dimension."""
         kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout}
@@ -152,6 +162,7 @@ class MilvusVectorStore:
             index_type=index_type,
             search_ef=search_ef,
             is_lite="://" not in uri,
+            consistency=consistency,
         )
         if not store.is_lite:
             try:
@@ -193,7 +204,10 @@ class MilvusVectorStore:
             params=_INDEX_PARAMS.get(self.index_type, {}),
         )
         self._client.create_collection(
-            self._collection, schema=schema, index_params=index, consistency_level="Strong"
+            self._collection,
+            schema=schema,
+            index_params=index,
+            consistency_level=_CONSISTENCY[self.consistency],
         )
 
     def _existing_dim(self) -> int:
@@ -239,7 +253,12 @@ class MilvusVectorStore:
 
     @_translated
     async def search(
-        self, vector: Sequence[float], *, top_k: int, where: SearchFilter
+        self,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        where: SearchFilter,
+        consistency: Consistency | None = None,
     ) -> list[tuple[str, float]]:
         """The ``top_k`` nearest vectors matching ``where``: (coord, cosine), best first."""
         params: dict[str, Any] = {"metric_type": "COSINE"}
@@ -255,6 +274,7 @@ class MilvusVectorStore:
             filter=milvus_filter(where),
             output_fields=["coord"],
             search_params=params,
+            consistency_level=_CONSISTENCY[consistency or self.consistency],
         )
         return [(hit["entity"]["coord"], float(hit["distance"])) for hit in results[0]]
 

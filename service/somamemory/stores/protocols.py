@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..filters import SearchFilter
-from ..models import Memory, NewMemory, TypeCounts
+from ..models import Consistency, Memory, NewMemory, TypeCounts
 from ..principals import TokenRecord
 
 
@@ -149,9 +149,16 @@ class VectorStore(Protocol):
     async def delete(self, namespace: str, coords: Sequence[str]) -> None: ...
 
     async def search(
-        self, vector: Sequence[float], *, top_k: int, where: SearchFilter
+        self,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        where: SearchFilter,
+        consistency: Consistency | None = None,
     ) -> list[tuple[str, float]]:
         """(coord, cosine similarity) of the nearest memories ``where`` admits, best first.
+
+        ``consistency`` None: the store's configured level.
 
         The store compiles the filter into its own query language; all of it runs inside the
         store, so ``top_k`` matches come back whenever that many exist.
