@@ -184,3 +184,16 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
                 assert fast[0] and all(h["entity"]["namespace"] == ns for h in fast[0])
     finally:
         await store.close()
+
+
+def test_milvus_lite_builds_hnsw_with_the_parameters_the_store_asks_for(tmp_path: Path) -> None:
+    """milvus-lite drops build parameters given flat; the store nests them so they hold."""
+    opened = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="built", dim=DIM, token=None, timeout=5
+    )
+    try:
+        index = opened._client.describe_index("built", "vector")
+        assert index["index_type"] == "HNSW"
+        assert index["params"] == {"M": 16, "efConstruction": 64}
+    finally:
+        asyncio.run(opened.close())
