@@ -24,6 +24,7 @@ from .health import Deployment
 from .live import LiveStores
 from .settings import Settings
 from .stores import Cache, KeyValueStore, Locks, RateLimiter, TokenStore, VectorStore
+from .stores.cache_repair import RepairingCache
 from .stores.fallback_locks import FallbackLocks
 from .stores.inprocess import (
     InProcessCache,
@@ -282,10 +283,12 @@ def redis_journal(client: Client, settings: Settings) -> RedisJournal:
     return RedisJournal(client, prefix=settings.redis_key_prefix)
 
 
-def redis_cache(client: Client, settings: Settings) -> RedisCache:
-    """The cache of normal mode when Redis is there."""
-    return RedisCache(
-        client, prefix=settings.redis_key_prefix, ttl_seconds=settings.cache_ttl_seconds
+def redis_cache(client: Client, settings: Settings) -> Cache:
+    """The cache of normal mode when Redis is there; updates that fail while Redis is away
+    are owed and paid before it is read again."""
+    ttl = settings.cache_ttl_seconds
+    return RepairingCache(
+        RedisCache(client, prefix=settings.redis_key_prefix, ttl_seconds=ttl), ttl_seconds=ttl
     )
 
 

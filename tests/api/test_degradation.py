@@ -1,4 +1,5 @@
-"""Graceful degradation, decided at startup, on real servers and closed ports."""
+"""Graceful degradation, decided at startup, on real servers and closed ports: each mode serves
+the whole round trip (search included), and a missing Milvus stops startup with a message."""
 
 from __future__ import annotations
 
@@ -17,15 +18,25 @@ AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "degraded"}
 
 
 def _round_trip(client: TestClient) -> None:
-    stored = client.post("/memories", json={"coord": "1,2", "payload": {"v": 1}}, headers=AUTH)
+    """Store, update, read, list versions, search and delete one memory."""
+    first = {"text": "green tea at noon", "v": 1}
+    stored = client.post("/memories", json={"coord": "1,2", "payload": first}, headers=AUTH)
     assert stored.status_code == 200, stored.text
-    again = client.post("/memories", json={"coord": "1,2", "payload": {"v": 2}}, headers=AUTH)
+    second = {"text": "green tea at noon", "v": 2}
+    again = client.post("/memories", json={"coord": "1,2", "payload": second}, headers=AUTH)
     assert again.json()["version"] == 2
-    assert client.get("/memories/1,2", headers=AUTH).json()["memory"]["payload"] == {"v": 2}
+    assert client.get("/memories/1,2", headers=AUTH).json()["memory"]["payload"] == second
     versions = client.get("/memories/1,2/versions", headers=AUTH).json()["versions"]
     assert [v["payload"]["v"] for v in versions] == [1, 2]
+    search = client.post("/memories/search", json={"query": "tea"}, headers=AUTH)
+    assert search.status_code == 200, search.text  # search works in this mode, on live data
+    assert [(h["coord"], h["version"], h["payload"]) for h in search.json()["memories"]] == [
+        ("1.0,2.0", 2, second)
+    ]
     assert client.delete("/memories/1,2", headers=AUTH).json()["deleted"] is True
     assert client.get("/memories/1,2", headers=AUTH).status_code == 404
+    gone = client.post("/memories/search", json={"query": "tea"}, headers=AUTH)
+    assert gone.status_code == 200 and gone.json()["memories"] == []
 
 
 def _metric_line(client: TestClient, prefix: str) -> str:

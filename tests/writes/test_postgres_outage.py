@@ -1,12 +1,14 @@
-"""PostgreSQL stops under load and comes back: the service goes Redis-only (journaling writes
-in Redis), then replays the journal into PostgreSQL, in order, with no write lost or applied
-twice. The PostgreSQL here is a private throwaway server, never the machine's shared one.
+"""PostgreSQL away (stopped under load, or down when the service starts) and back: the service
+goes Redis-only (journaling writes in Redis), then replays the journal into PostgreSQL, in order,
+each write once, and leaves degraded mode. Search answers in Redis-only mode. The PostgreSQL
+here is a private throwaway server, never the machine's shared one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -200,3 +202,186 @@ def test_writes_survive_a_postgres_outage_and_replay_exactly_once(
     assert by_coord["100.0"] == [1, 2]
     assert "101.0" not in by_coord
     assert all(v == list(range(1, len(v) + 1)) for v in by_coord.values())
+    load = {coord: v for coord, v in by_coord.items() if "," in coord}
+    assert {coord for coord in acknowledged if "," in coord} <= set(load)
+    assert all(v == [1] for v in load.values())  # each written once: never replayed twice
+
+
+STARTUP = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "startup"}
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own on the machine's Redis, removed afterwards."""
+    prefix = f"soma-startup-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _journal_length(prefix: str) -> int:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        return int(client.xlen(f"{prefix}:journal"))
+    finally:
+        client.close()
+
+
+def stored_versions(url: str, namespace: str) -> dict[str, dict[int, dict]]:
+    """Every version PostgreSQL holds for a namespace: coord -> {version: payload}."""
+
+    async def fetch() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(url)
+        try:
+            return await connection.fetch(
+                "SELECT coord, version, payload::text AS payload FROM memory_versions "
+                "WHERE namespace = $1",
+                namespace,
+            )
+        finally:
+            await connection.close()
+
+    rows = asyncio.run(fetch())
+    found: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        found.setdefault(row["coord"], {})[row["version"]] = json.loads(row["payload"])
+    return found
+
+
+def _startup_settings(
+    make_settings: Callable[..., Settings], postgres: PrivatePostgres, prefix: str
+) -> Settings:
+    return make_settings(
+        postgres_url=postgres.url,
+        redis_key_prefix=prefix,
+        backend_check_seconds=0.2,
+        connect_timeout_seconds=1.0,
+        force_hash_embeddings=True,  # dozens of writes; meaning is not judged here
+    )
+
+
+def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_version(
+    postgres: PrivatePostgres, prefix: str, make_settings: Callable[..., Settings]
+) -> None:
+    """PostgreSQL is down when the service starts: it runs Redis-only, concurrent writes get
+    gap-free versions, search answers from Redis, and when PostgreSQL is back every write is in
+    it exactly once with the version it was acknowledged with, and degraded mode is over."""
+    upgrade_to_head(postgres.url)
+    postgres.stop()
+    coords = ["1.0", "2.0", "3.0"]
+    acknowledged: dict[str, dict[int, dict]] = {coord: {} for coord in coords}
+    lock = threading.Lock()
+
+    with TestClient(create_app(_startup_settings(make_settings, postgres, prefix))) as client:
+        health = client.get("/health", headers=STARTUP).json()
+        assert (health["mode"], health["degraded"]) == ("redis-only", True)
+        assert health["backends"]["postgres"] == {"ok": False, "kind": "down", "detail": None}
+
+        def write(worker: int) -> None:
+            for n in range(8):
+                coord = coords[(worker + n) % len(coords)]
+                payload = {"text": f"writer {worker} note {n} at {coord}"}
+                body = {"coord": coord, "payload": payload}
+                response = client.post("/memories", json=body, headers=STARTUP)
+                assert response.status_code == 200, response.text
+                with lock:
+                    version = response.json()["version"]
+                    assert version not in acknowledged[coord], f"{coord} v{version} twice"
+                    acknowledged[coord][version] = payload
+
+        with ThreadPoolExecutor(4) as pool:
+            for done in [pool.submit(write, w) for w in range(4)]:
+                done.result()
+        for coord in coords:  # Redis-only mode gives gap-free versions under concurrency
+            assert sorted(acknowledged[coord]) == list(range(1, len(acknowledged[coord]) + 1))
+
+        # written, deleted and written again while PostgreSQL is down: one version after replay
+        for text in ("gone soon", "gone soon, changed"):
+            body = {"coord": "9", "payload": {"text": text}}
+            client.post("/memories", json=body, headers=STARTUP).raise_for_status()
+        assert client.delete("/memories/9", headers=STARTUP).json()["deleted"] is True
+        again = {"text": "back again"}
+        reborn = client.post("/memories", json={"coord": "9", "payload": again}, headers=STARTUP)
+        assert reborn.json()["version"] == 1
+        acknowledged["9.0"] = {1: again}
+
+        # search works in Redis-only mode: vectors in Milvus, memories read from Redis
+        for coord in coords:
+            version, payload = max(acknowledged[coord].items())
+            search = client.post(
+                "/memories/search", json={"query": payload["text"], "top_k": 1}, headers=STARTUP
+            )
+            assert search.status_code == 200, search.text
+            hit = search.json()["memories"][0]
+            assert (hit["coord"], hit["version"], hit["payload"]) == (coord, version, payload)
+        hits = client.post(
+            "/memories/search", json={"query": "gone soon, changed", "top_k": 10}, headers=STARTUP
+        ).json()["memories"]
+        assert [hit["payload"] for hit in hits if hit["coord"] == "9.0"] == [again]
+        assert _journal_length(prefix) == 8 * 4 + 4
+
+        postgres.start()
+        _wait_for_mode(client, "normal")
+        # judged by the data: PostgreSQL holds exactly the acknowledged writes, once each
+        assert stored_versions(postgres.url, "startup") == acknowledged
+        assert _journal_length(prefix) == 0
+        health = client.get("/health", headers=STARTUP).json()
+        assert (health["mode"], health["degraded"]) == ("normal", False)
+        assert health["backends"]["postgres"]["ok"] is True
+        for coord, versions in acknowledged.items():
+            version, payload = max(versions.items())
+            got = client.get(f"/memories/{coord}", headers=STARTUP).json()["memory"]
+            assert (got["version"], got["payload"]) == (version, payload)
+        # writes go to PostgreSQL again, after the replayed versions, and are not journaled
+        after = client.post(
+            "/memories", json={"coord": "1", "payload": {"text": "after"}}, headers=STARTUP
+        ).json()
+        assert after["version"] == len(acknowledged["1.0"]) + 1
+        assert stored_versions(postgres.url, "startup")["1.0"][after["version"]] == {
+            "text": "after"
+        }
+        assert _journal_length(prefix) == 0
+
+    # a later start in normal mode replays nothing again
+    with TestClient(create_app(_startup_settings(make_settings, postgres, prefix))) as client:
+        assert client.get("/health", headers=STARTUP).json()["mode"] == "normal"
+        stored = stored_versions(postgres.url, "startup")
+        assert stored["1.0"] == {**acknowledged["1.0"], after["version"]: {"text": "after"}}
+        assert {coord: stored[coord] for coord in ("2.0", "3.0", "9.0")} == {
+            coord: acknowledged[coord] for coord in ("2.0", "3.0", "9.0")
+        }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Redis-only mode numbers versions from Redis alone (stores/redis.py "
+    "RedisStore.put: version = count + 1) and replay renumbers them on top of PostgreSQL's "
+    "(postgres.py _apply -> put_many_in): a coordinate PostgreSQL already held is told v1 "
+    "and stored as v3, and v1 names another payload",
+)
+def test_a_write_acknowledged_in_redis_only_mode_keeps_its_version_after_replay(
+    postgres: PrivatePostgres, prefix: str, make_settings: Callable[..., Settings]
+) -> None:
+    """PostgreSQL already held the coordinate before it went down: the version the client was
+    told in Redis-only mode is the version PostgreSQL stores for that write after replay."""
+    upgrade_to_head(postgres.url)
+    settings = _startup_settings(make_settings, postgres, prefix)
+    with TestClient(create_app(settings)) as client:
+        for n in (1, 2):
+            body = {"coord": "7", "payload": {"text": f"stored before, {n}"}}
+            assert client.post("/memories", json=body, headers=STARTUP).json()["version"] == n
+    postgres.stop()
+
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health", headers=STARTUP).json()["mode"] == "redis-only"
+        body = {"coord": "7", "payload": {"text": "written while postgres was down"}}
+        told = client.post("/memories", json=body, headers=STARTUP).json()["version"]
+        postgres.start()
+        _wait_for_mode(client, "normal")
+        stored = stored_versions(postgres.url, "startup")["7.0"]
+        assert stored[told] == body["payload"], f"told v{told}, stored {stored}"
+        got = client.get("/memories/7", headers=STARTUP).json()["memory"]
+        assert got["version"] == told
