@@ -39,7 +39,9 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_LOG_JSON": "log_json",
     "SOMA_LOG_LEVEL": "log_level",
     "SOMA_MAX_BATCH_ITEMS": "max_batch_items",
+    "SOMA_MAX_INFLIGHT": "max_inflight",
     "SOMA_MAX_PAYLOAD_BYTES": "max_payload_bytes",
+    "SOMA_MAX_QUEUED": "max_queued",
     "SOMA_MAX_REQUEST_BYTES": "max_request_bytes",
     "SOMA_MAX_TOP_K": "max_top_k",
     "SOMA_METRICS_REQUIRE_AUTH": "metrics_require_auth",
@@ -54,11 +56,13 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_MILVUS_TOKEN": "milvus_token",
     "SOMA_MILVUS_URI": "milvus_uri",
     "SOMA_NAMESPACE": "namespace",
+    "SOMA_OVERLOAD_RETRY_AFTER_SECONDS": "overload_retry_after_seconds",
     "SOMA_PORT": "port",
     "SOMA_POSTGRES_POOL_MAX": "postgres_pool_max",
     "SOMA_POSTGRES_POOL_MIN": "postgres_pool_min",
     "SOMA_POSTGRES_TIMEOUT_SECONDS": "postgres_timeout_seconds",
     "SOMA_POSTGRES_URL": "postgres_url",
+    "SOMA_QUEUE_TIMEOUT_SECONDS": "queue_timeout_seconds",
     "SOMA_RATE_LIMIT_MAX": "rate_limit_max",
     "SOMA_RATE_LIMIT_WINDOW": "rate_limit_window",
     "SOMA_RECONCILE_INTERVAL_SECONDS": "reconcile_interval_seconds",
@@ -69,6 +73,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_REDIS_PORT": "redis_port",
     "SOMA_TERMINATION_LOG": "termination_log",
     "SOMA_TOKEN_CACHE_SECONDS": "token_cache_seconds",
+    "SOMA_WORKERS": "workers",
 }
 
 # secret variables: spec.env passes them with valueFrom.secretKeyRef only

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .api import admin, batch, memories, ops, search
+from .api.admission import Admission, AdmissionLimits
 from .api.errors import install_error_handlers
 from .api.gate import AuthGate
 from .errors import StartupError
@@ -42,6 +43,20 @@ def _token(settings: Settings) -> bytes | None:
     )
 
 
+def _admission_limits(settings: Settings) -> AdmissionLimits:
+    if settings.max_inflight + settings.max_queued >= settings.http_max_concurrency:
+        log.warning(
+            "SOMA_MAX_INFLIGHT + SOMA_MAX_QUEUED >= SOMA_HTTP_MAX_CONCURRENCY: past the latter"
+            " the server refuses with a plain 503 and no Retry-After"
+        )
+    return AdmissionLimits(
+        max_inflight=settings.max_inflight,
+        max_queued=settings.max_queued,
+        queue_timeout=settings.queue_timeout_seconds,
+        retry_after_seconds=settings.overload_retry_after_seconds,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A SomaMemory app for these settings; backends open on startup and close on shutdown."""
     token = _token(settings)
@@ -70,7 +85,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(memories.router)
     app.include_router(ops.router)
     app.include_router(admin.router)
-    # the gate sits inside the metrics middleware, so refused requests are counted too
+    # admission sits inside the gate (a refused token never waits) and inside the metrics
+    # middleware like the gate, so refused requests are counted too
+    app.add_middleware(Admission, limits=_admission_limits(settings), metrics=metrics)
     app.add_middleware(AuthGate, token=token, public_metrics=not settings.metrics_require_auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -36,6 +36,7 @@ from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
+from .stores.postgres_locks import PostgresLocks
 from .stores.postgres_pool import Pool, connection, create_pool
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
@@ -99,8 +100,9 @@ async def close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
 
 async def _open_postgres(
     settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
-) -> tuple[Pool | None, str, str | None]:
-    """A pool on a schema at head, or ``(None, "down", None)`` when the server does not answer."""
+) -> tuple[Pool | None, str, str | None, str]:
+    """A pool on a schema at head, its kind, the revision and the URL; ``(None, "down", None,
+    url)`` when the server does not answer."""
     if settings.postgres_configured:
         url, kind = settings.postgres_url, "external"
     else:
@@ -119,19 +121,19 @@ async def _open_postgres(
         )
     except BackendUnavailable:
         log.warning("PostgreSQL is unreachable: running without it", exc_info=True)
-        return None, "down", None
+        return None, "down", None, url
     try:
         async with connection(pool) as held:
             revision = await schema.require_head(held)
     except BaseException:
         await pool.close()
         raise
-    return pool, kind, revision
+    return pool, kind, revision, url
 
 
 async def _open_redis(settings: Settings) -> Client | None:
     if not settings.redis_configured:
-        log.warning("Redis is not configured: using the in-process cache and locks")
+        log.warning("Redis is not configured: %s", _without_redis(settings))
         return None
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     try:
@@ -144,9 +146,10 @@ async def _open_redis(settings: Settings) -> Client | None:
         )
     except BackendUnavailable:
         log.warning(
-            "Redis at %s:%s is unreachable: using the in-process cache and locks",
+            "Redis at %s:%s is unreachable: %s",
             settings.redis_host,
             settings.redis_port,
+            _without_redis(settings),
         )
         return None
 
@@ -207,28 +210,22 @@ async def open_backends(settings: Settings) -> Backends:
     closers: list[Callable[[], Awaitable[Any]]] = []
     try:
         embedder = await _open_embedder(settings, closers)
-        pool, postgres_kind, revision = await _open_postgres(settings, closers)
+        pool, postgres_kind, revision, postgres_url = await _open_postgres(settings, closers)
         if pool is not None:
             closers.append(pool.close)
         client = await _open_redis(settings)
         if client is not None:
             closers.append(client.aclose)
+        locks = await _open_locks(
+            settings, client, postgres_url if pool is not None else None, closers
+        )
         vectors = await _open_milvus(settings, embedder.dim)
         closers.append(vectors.close)
     except BaseException:
         await close_all(closers)
         raise
 
-    prefix = settings.redis_key_prefix
-    locks: Locks
     limiter = _rate_limiter(settings, client)
-    if client is not None:
-        locks = FallbackLocks(
-            RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds),
-            InProcessLocks(),
-        )
-    else:
-        locks = InProcessLocks()
     store: KeyValueStore
     cache: Cache | None
     outbox: Outbox = NoOutbox()
@@ -237,15 +234,17 @@ async def open_backends(settings: Settings) -> Backends:
         budget = settings.postgres_timeout_seconds
         store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
         tokens = PostgresTokenStore(pool, timeout=budget)
-        cache = (
-            redis_cache(client, settings)
-            if client is not None
-            else InProcessCache(settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes)
-        )
+        cache = redis_cache(client, settings) if client is not None else _local_cache(settings)
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:
         store, cache, mode = redis_only_store(client, settings), None, "redis-only"
         log.warning("Redis-only mode: memories are kept in Redis while PostgreSQL is down")
+    elif settings.workers > 1:
+        await close_all(closers)
+        raise StartupError(
+            f"neither PostgreSQL nor Redis answers: each of the {settings.workers} workers would "
+            "keep memories of its own; start one of them, or run one worker (SOMA_WORKERS=1)"
+        )
     else:
         store, cache, mode, tokens = InProcessStore(), None, "in-process", InProcessTokenStore()
         log.warning("in-process mode: no PostgreSQL, no Redis; memories die with this process")
@@ -268,6 +267,54 @@ async def open_backends(settings: Settings) -> Backends:
         postgres_pool=pool,
         _closers=closers,
     )
+
+
+def _without_redis(settings: Settings) -> str:
+    if settings.workers > 1:
+        return "no cache (one per worker process would serve stale reads)"
+    return "using the in-process cache"
+
+
+def _local_cache(settings: Settings) -> Cache | None:
+    """The cache without Redis: in-process, or none when another worker could change a memory
+    this process has cached (reads then go to PostgreSQL)."""
+    if settings.workers > 1:
+        return None
+    return InProcessCache(settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes)
+
+
+async def _open_locks(
+    settings: Settings,
+    client: Client | None,
+    postgres_url: str | None,
+    closers: list[Callable[[], Awaitable[Any]]],
+) -> Locks:
+    """Redis locks, falling back to PostgreSQL's advisory locks while Redis does not answer;
+    without Redis, PostgreSQL's. In-process locks only where PostgreSQL is away at startup.
+
+    PostgreSQL's exclude across worker processes, replicas and ``somamemory import``; they cost
+    a round trip to take and one to release (see the README for the figures).
+    """
+    shared: Locks | None = None
+    if postgres_url is not None:
+        postgres = await PostgresLocks.open(
+            postgres_url,
+            max_holders=settings.postgres_pool_max,
+            timeout=settings.lock_timeout_seconds,
+            budget=settings.postgres_timeout_seconds,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
+        closers.append(postgres.close)
+        shared = postgres
+    fallback = shared if shared is not None else InProcessLocks()
+    if client is None:
+        if shared is None:
+            log.warning("in-process locks: writes exclude each other within this process only")
+        return fallback
+    redis = RedisLocks(
+        client, prefix=settings.redis_key_prefix, timeout=settings.lock_timeout_seconds
+    )
+    return FallbackLocks(redis, fallback)
 
 
 def redis_only_store(client: Client, settings: Settings) -> RedisStore:

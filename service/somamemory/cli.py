@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from .token_commands import add_token_commands
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir"):
+    for name in ("host", "port", "data_dir", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -50,12 +52,88 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
+def _http_options(settings: Settings) -> dict[str, Any]:
+    from .http_limits import HttpLimits, uvicorn_options
+
+    limits = HttpLimits(
+        max_head_bytes=settings.http_max_head_bytes,
+        head_timeout_seconds=settings.http_head_timeout_seconds,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
+    )
+    options: dict[str, Any] = uvicorn_options(
+        limits,
+        keepalive_seconds=settings.http_keepalive_seconds,
+        concurrency=settings.http_max_concurrency,
+    )
+    return options
+
+
+def worker_app(settings: Settings) -> Any:
+    """The app of one worker process: uvicorn calls this in each worker it starts."""
+    from .app import create_app
+
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's configuration for these settings.
+
+    With several workers uvicorn sends it, pickled, to each worker process, which builds its own
+    app from the settings (``worker_app``) and its own bounded HTTP protocol in ``load``: a
+    class made at run time does not pickle.
+    """
+
+    def __init__(self, settings: Settings, app: Any = None) -> None:
+        """``app`` to serve in this process; without it each worker builds its own."""
+        self.settings = settings
+        options = _http_options(settings)
+        options["http"] = "httptools"  # the bounded protocol replaces it in load()
+        super().__init__(
+            app if app is not None else functools.partial(worker_app, settings),
+            factory=app is None,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+            # how long a worker may take to answer the supervisor's ping, and a replacement (on
+            # SIGHUP) to start: uvicorn's 5 s kill workers still importing on a busy machine
+            timeout_worker_healthcheck=60,
+            **options,
+        )
+
+    def load(self) -> None:
+        self.http = _http_options(self.settings)["http"]
+        super().load()
+
+
+def _require_shared_backends(settings: Settings) -> None:
+    """Refuse several workers on the embedded default: its PostgreSQL server and milvus-lite
+    file belong to one process."""
+    missing = []
+    if not settings.postgres_configured:
+        missing.append("POSTGRES_URL (an external PostgreSQL)")
+    if "://" not in settings.effective_milvus_uri:
+        missing.append("SOMA_MILVUS_URI=http://host:port (a Milvus server)")
+    if missing:
+        raise StartupError(
+            f"--workers {settings.workers} (SOMA_WORKERS) needs backends that several processes "
+            "can share; the embedded PostgreSQL and milvus-lite belong to one process. Set "
+            + " and ".join(missing)
+            + ", or run one worker"
+        )
+
+
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app
-    from .http_limits import HttpLimits, uvicorn_options
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
+    if settings.workers > 1:
+        _require_shared_backends(settings)
     if settings.api_token is None and not settings.allow_unauthenticated:
         token = local_token(settings.data_dir)
         settings = settings.model_copy(update={"api_token": SecretStr(token)})
@@ -65,28 +143,23 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        **uvicorn_options(
-            HttpLimits(
-                max_head_bytes=settings.http_max_head_bytes,
-                head_timeout_seconds=settings.http_head_timeout_seconds,
-                body_timeout_seconds=settings.http_body_timeout_seconds,
-            ),
-            keepalive_seconds=settings.http_keepalive_seconds,
-            concurrency=settings.http_max_concurrency,
-        ),
-    )
-    server = _Server(config)
+    app = create_app(settings)  # settings it refuses are refused here, before any worker starts
+    if settings.workers > 1:
+        return _serve_workers(_Config(settings))
+    server = _Server(_Config(settings, app))
     server.run()
     return 0 if server.started and not server.shutdown_failed else 1
+
+
+def _serve_workers(config: _Config) -> int:
+    """Run ``config.workers`` processes on one listening socket (uvicorn's supervisor, which
+    restarts a worker that dies); 1 when a worker failed to start."""
+    from uvicorn.supervisors import Multiprocess
+
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    clean = (0, -signal.SIGTERM, -signal.SIGINT)  # a graceful stop re-raises the signal
+    return 0 if all(p.exitcode in clean for p in supervisor.processes) else 1
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -184,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the HTTP service")
     serve_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port to listen on (default 10101)")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on that port (default 1; SOMA_WORKERS); more than one needs "
+        "POSTGRES_URL and a Milvus server (SOMA_MILVUS_URI=http://...)",
+    )
     serve_cmd.set_defaults(run=serve)
     migrate_cmd = commands.add_parser("migrate", help="apply the Alembic migrations (upgrade head)")
     migrate_cmd.add_argument(

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # HTTP and auth
     host: str = "127.0.0.1"
     port: int = Field(10101, ge=1, le=65535)
+    # Processes `somamemory serve` runs on that port (--workers), each a whole service; more than
+    # one needs an external PostgreSQL and a Milvus server (the embedded ones belong to one process)
+    workers: int = Field(1, ge=1, le=64)
     api_token: SecretStr | None = None
     allow_unauthenticated: bool = False
     metrics_require_auth: bool = False
@@ -44,6 +47,13 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(60.0, gt=0)
     http_keepalive_seconds: float = Field(5.0, gt=0)
     http_max_concurrency: int = Field(512, ge=1)  # connections and requests; 503 beyond
+    # Admission: at most max_inflight requests run at once; the next wait in a queue of at most
+    # max_queued for at most queue_timeout_seconds; beyond, 503 with Retry-After. Keep
+    # max_inflight + max_queued below http_max_concurrency. The probes and /metrics never wait.
+    max_inflight: int = Field(64, ge=1)
+    max_queued: int = Field(256, ge=0)
+    queue_timeout_seconds: float = Field(5.0, gt=0)
+    overload_retry_after_seconds: int = Field(1, ge=1)
     # Per token: at most rate_limit_max requests per rate_limit_window seconds (0 = no limit);
     # shared by replicas through Redis. The probes and /metrics are never limited.
     rate_limit_max: int = Field(0, ge=0)
