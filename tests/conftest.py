@@ -7,6 +7,7 @@ each test gets its own namespace, so tests are independent and never see each ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -68,15 +69,29 @@ def database_url() -> Iterator[str]:
     drop_database(url)
 
 
-@pytest.fixture(scope="session")
-def redis_prefix() -> Iterator[str]:
-    prefix = f"soma-test-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def _redis_keys(label: str) -> Iterator[str]:
+    """A Redis key prefix on the machine's Redis; its keys are removed afterwards."""
+    prefix = f"soma-{label}-{uuid.uuid4().hex[:8]}"
     yield prefix
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    with _redis_keys("test") as prefix:
+        yield prefix
+
+
+@pytest.fixture
+def own_redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own (journals, caches), removed afterwards."""
+    with _redis_keys("own") as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="session")

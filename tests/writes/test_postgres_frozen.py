@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from somamemory.app import create_app
@@ -25,7 +23,7 @@ from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 from somamemory.stores.driver_errors import within
 
-from ..conftest import REDIS_HOST, REDIS_PORT, TOKEN
+from ..conftest import TOKEN
 from .test_postgres_outage import PrivatePostgres
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "frozen"}
@@ -62,18 +60,6 @@ def postgres() -> Iterator[FreezablePostgres]:
     server.remove()
 
 
-@pytest.fixture
-def redis_prefix_of_test() -> Iterator[str]:
-    """A Redis key prefix of this test's own (failover journals writes there), removed after."""
-    prefix = f"soma-frozen-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def _settings(
     make_settings: Callable[..., Settings], postgres: PrivatePostgres, prefix: str, **extra: object
 ) -> Settings:
@@ -103,11 +89,11 @@ def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -
 def test_every_route_answers_503_while_postgres_is_frozen_then_recovers(
     postgres: FreezablePostgres,
     make_settings: Callable[..., Settings],
-    redis_prefix_of_test: str,
+    own_redis_prefix: str,
 ) -> None:
     # the periodic PostgreSQL check is left out, so every route meets the frozen server itself
     # (with it, failover would soon answer from Redis: see the test below)
-    settings = _settings(make_settings, postgres, redis_prefix_of_test, backend_check_seconds=3600)
+    settings = _settings(make_settings, postgres, own_redis_prefix, backend_check_seconds=3600)
     with TestClient(create_app(settings)) as client:
         assert _store(client, "1", "before the freeze") == 200
         assert _store(client, "2", "before the freeze") == 200
@@ -157,9 +143,9 @@ def test_every_route_answers_503_while_postgres_is_frozen_then_recovers(
 def test_failover_treats_a_frozen_postgres_as_down(
     postgres: FreezablePostgres,
     make_settings: Callable[..., Settings],
-    redis_prefix_of_test: str,
+    own_redis_prefix: str,
 ) -> None:
-    settings = _settings(make_settings, postgres, redis_prefix_of_test, backend_check_seconds=0.2)
+    settings = _settings(make_settings, postgres, own_redis_prefix, backend_check_seconds=0.2)
 
     def mode() -> str:
         return str(client.get("/health", headers=AUTH).json()["mode"])

@@ -210,18 +210,6 @@ def test_writes_survive_a_postgres_outage_and_replay_exactly_once(
 STARTUP = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "startup"}
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A Redis key prefix of the test's own on the machine's Redis, removed afterwards."""
-    prefix = f"soma-startup-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def _journal_length(prefix: str) -> int:
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
     try:
@@ -264,7 +252,7 @@ def _startup_settings(
 
 
 def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_version(
-    postgres: PrivatePostgres, prefix: str, make_settings: Callable[..., Settings]
+    postgres: PrivatePostgres, own_redis_prefix: str, make_settings: Callable[..., Settings]
 ) -> None:
     """PostgreSQL is down when the service starts: it runs Redis-only, concurrent writes get
     gap-free versions, search answers from Redis, and when PostgreSQL is back every write is in
@@ -275,7 +263,9 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
     acknowledged: dict[str, dict[int, dict]] = {coord: {} for coord in coords}
     lock = threading.Lock()
 
-    with TestClient(create_app(_startup_settings(make_settings, postgres, prefix))) as client:
+    with TestClient(
+        create_app(_startup_settings(make_settings, postgres, own_redis_prefix))
+    ) as client:
         health = client.get("/health", headers=STARTUP).json()
         assert (health["mode"], health["degraded"]) == ("redis-only", True)
         assert health["backends"]["postgres"] == {"ok": False, "kind": "down", "detail": None}
@@ -321,13 +311,13 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
             "/memories/search", json={"query": "gone soon, changed", "top_k": 10}, headers=STARTUP
         ).json()["memories"]
         assert [hit["payload"] for hit in hits if hit["coord"] == "9.0"] == [again]
-        assert _journal_length(prefix) == 8 * 4 + 4
+        assert _journal_length(own_redis_prefix) == 8 * 4 + 4
 
         postgres.start()
         _wait_for_mode(client, "normal")
         # judged by the data: PostgreSQL holds exactly the acknowledged writes, once each
         assert stored_versions(postgres.url, "startup") == acknowledged
-        assert _journal_length(prefix) == 0
+        assert _journal_length(own_redis_prefix) == 0
         health = client.get("/health", headers=STARTUP).json()
         assert (health["mode"], health["degraded"]) == ("normal", False)
         assert health["backends"]["postgres"]["ok"] is True
@@ -343,10 +333,12 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
         assert stored_versions(postgres.url, "startup")["1.0"][after["version"]] == {
             "text": "after"
         }
-        assert _journal_length(prefix) == 0
+        assert _journal_length(own_redis_prefix) == 0
 
     # a later start in normal mode replays nothing again
-    with TestClient(create_app(_startup_settings(make_settings, postgres, prefix))) as client:
+    with TestClient(
+        create_app(_startup_settings(make_settings, postgres, own_redis_prefix))
+    ) as client:
         assert client.get("/health", headers=STARTUP).json()["mode"] == "normal"
         stored = stored_versions(postgres.url, "startup")
         assert stored["1.0"] == {**acknowledged["1.0"], after["version"]: {"text": "after"}}
@@ -363,12 +355,12 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
     "and stored as v3, and v1 names another payload",
 )
 def test_a_write_acknowledged_in_redis_only_mode_keeps_its_version_after_replay(
-    postgres: PrivatePostgres, prefix: str, make_settings: Callable[..., Settings]
+    postgres: PrivatePostgres, own_redis_prefix: str, make_settings: Callable[..., Settings]
 ) -> None:
     """PostgreSQL already held the coordinate before it went down: the version the client was
     told in Redis-only mode is the version PostgreSQL stores for that write after replay."""
     upgrade_to_head(postgres.url)
-    settings = _startup_settings(make_settings, postgres, prefix)
+    settings = _startup_settings(make_settings, postgres, own_redis_prefix)
     with TestClient(create_app(settings)) as client:
         for n in (1, 2):
             body = {"coord": "7", "payload": {"text": f"stored before, {n}"}}
