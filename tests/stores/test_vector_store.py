@@ -197,3 +197,25 @@ def test_milvus_lite_builds_hnsw_with_the_parameters_the_store_asks_for(tmp_path
         assert index["params"] == {"M": 16, "efConstruction": 64}
     finally:
         asyncio.run(opened.close())
+
+
+async def test_a_search_during_a_flush_still_finds_what_was_written(tmp_path: Path) -> None:
+    """milvus-lite moves rows from memory to a segment on flush; a search meanwhile sees them."""
+    opened = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="flushing", dim=DIM, token=None, timeout=5
+    )
+    try:
+        await _put(opened, *(_memory("ns", f"old-{i}", text=f"old memory {i}") for i in range(300)))
+        await opened.flush()
+        missed = []
+        for round_ in range(40):
+            text = f"written just now, round {round_}"
+            await _put(opened, _memory("ns", f"new-{round_}", text=text))
+            answers = await asyncio.gather(
+                opened.flush(), *(_search(opened, "ns", text, k=3) for _ in range(3))
+            )
+            if any(f"new-{round_}" not in [coord for coord, _ in hits] for hits in answers[1:]):
+                missed.append(round_)
+        assert missed == []
+    finally:
+        await opened.close()

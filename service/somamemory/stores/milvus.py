@@ -28,6 +28,7 @@ from ..models import Consistency, Memory
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds
+from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_search import install_fast_search
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class MilvusVectorStore:
             install_fast_search()
         if "://" not in uri:
             install_single_thread_builds()
+            install_flush_visibility()
         client = MilvusClient(**kwargs)
         store = cls(
             client,
