@@ -322,7 +322,9 @@ def redis_only_store(client: Client, settings: Settings) -> RedisStore:
     prefix = settings.redis_key_prefix
     locks = RedisLocks(client, prefix=prefix, timeout=settings.lock_timeout_seconds)
     journal = redis_journal(client, settings) if settings.postgres_configured else None
-    return RedisStore(client, prefix=prefix, locks=locks, journal=journal)
+    # the cache knows the versions PostgreSQL held: Redis-only versions continue from them
+    cache = RedisCache(client, prefix=prefix, ttl_seconds=settings.cache_ttl_seconds)
+    return RedisStore(client, prefix=prefix, locks=locks, journal=journal, cache=cache)
 
 
 def redis_journal(client: Client, settings: Settings) -> RedisJournal:

@@ -347,33 +347,57 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Redis-only mode numbers versions from Redis alone (stores/redis.py "
-    "RedisStore.put: version = count + 1) and replay renumbers them on top of PostgreSQL's "
-    "(postgres.py _apply -> put_many_in): a coordinate PostgreSQL already held is told v1 "
-    "and stored as v3, and v1 names another payload",
-)
 def test_a_write_acknowledged_in_redis_only_mode_keeps_its_version_after_replay(
-    postgres: PrivatePostgres, own_redis_prefix: str, make_settings: Callable[..., Settings]
+    postgres: PrivatePostgres,
+    own_redis_prefix: str,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """PostgreSQL already held the coordinate before it went down: the version the client was
-    told in Redis-only mode is the version PostgreSQL stores for that write after replay."""
+    told in Redis-only mode is the version PostgreSQL stores for that write after replay. A
+    coordinate the cache did not know is told a provisional number; replay keeps its order
+    after PostgreSQL's versions and says that it renumbered it."""
     upgrade_to_head(postgres.url)
     settings = _startup_settings(make_settings, postgres, own_redis_prefix)
     with TestClient(create_app(settings)) as client:
         for n in (1, 2):
             body = {"coord": "7", "payload": {"text": f"stored before, {n}"}}
             assert client.post("/memories", json=body, headers=STARTUP).json()["version"] == n
+        # a batch drops its entries from the cache: nothing in Redis knows coordinate 8
+        items = [{"coord": "8", "payload": {"text": f"batched, {n}"}} for n in (1, 2)]
+        batch = client.post("/memories/batch", json={"items": items}, headers=STARTUP)
+        assert [item["version"] for item in batch.json()["results"]] == [1, 2]
     postgres.stop()
 
     with TestClient(create_app(settings)) as client:
         assert client.get("/health", headers=STARTUP).json()["mode"] == "redis-only"
         body = {"coord": "7", "payload": {"text": "written while postgres was down"}}
         told = client.post("/memories", json=body, headers=STARTUP).json()["version"]
+        assert told == 3
+        again = {"coord": "7", "payload": {"text": "and once more"}}
+        assert client.post("/memories", json=again, headers=STARTUP).json()["version"] == 4
+        history = client.get("/memories/7/versions", headers=STARTUP).json()["versions"]
+        assert [(v["version"], v["payload"]) for v in history] == [
+            (3, body["payload"]),
+            (4, again["payload"]),
+        ]
+        unknown = {"coord": "8", "payload": {"text": "the cache never saw this one"}}
+        assert client.post("/memories", json=unknown, headers=STARTUP).json()["version"] == 1
         postgres.start()
         _wait_for_mode(client, "normal")
-        stored = stored_versions(postgres.url, "startup")["7.0"]
-        assert stored[told] == body["payload"], f"told v{told}, stored {stored}"
+        stored = stored_versions(postgres.url, "startup")
+        assert stored["7.0"] == {
+            1: {"text": "stored before, 1"},
+            2: {"text": "stored before, 2"},
+            3: body["payload"],
+            4: again["payload"],
+        }
         got = client.get("/memories/7", headers=STARTUP).json()["memory"]
-        assert got["version"] == told
+        assert got["version"] == 4
+        # the provisional write lands after PostgreSQL's versions, and the replay says so
+        assert stored["8.0"] == {
+            1: {"text": "batched, 1"},
+            2: {"text": "batched, 2"},
+            3: unknown["payload"],
+        }
+        assert "replay stored 1 journaled writes under other versions" in caplog.text

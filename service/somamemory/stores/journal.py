@@ -19,8 +19,9 @@ from .redis_client import REDIS_DOWN
 _unavailable = unavailable("redis", REDIS_DOWN)
 
 
-def encode_put(memory: NewMemory) -> dict[str, str]:
+def encode_put(memory: NewMemory, told: int) -> dict[str, str]:
     return {
+        "version": str(told),
         "op": "put",
         "namespace": memory.namespace,
         "coord": memory.coord,
@@ -49,7 +50,8 @@ def _decode(entry_id: Any, fields: Any) -> JournalEntry:
         importance=float(data.get("importance", "0")),
         vector=json.loads(data["vector"]) if data.get("vector") else None,
     )
-    return JournalEntry(_text(entry_id), data["op"], memory)
+    told = int(data["version"]) if data.get("version") else None
+    return JournalEntry(_text(entry_id), data["op"], memory, told)
 
 
 class RedisJournal:

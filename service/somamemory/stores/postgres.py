@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -11,6 +12,8 @@ from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
 from .protocols import JournalEntry
+
+log = logging.getLogger(__name__)
 
 # One statement per wave: insert or bump the versions (the row locks of ON CONFLICT serialise
 # concurrent writers, so versions are gap-free), record each version in the history table, and
@@ -236,12 +239,23 @@ _JOURNAL_SAVE = "UPDATE journal_replay SET last_id = $2 WHERE journal = $1"
 async def _apply(connection: asyncpg.Connection, entries: Sequence[JournalEntry]) -> None:
     """Consecutive puts go in one multi-row upsert; deletes in between keep their place."""
     puts: list[JournalEntry] = []
+    renumbered = 0
     for entry in [*entries, None]:
         if entry is not None and entry.op == "put":
             puts.append(entry)
             continue
         if puts:
-            await put_many_in(connection, [put.memory for put in puts])
+            stored = await put_many_in(connection, [put.memory for put in puts])
+            renumbered += sum(
+                put.told is not None and put.told != memory.version
+                for put, memory in zip(puts, stored, strict=True)
+            )
             puts = []
         if entry is not None:
             await delete_in(connection, entry.memory.namespace, entry.memory.coord)
+    if renumbered:
+        log.warning(
+            "replay stored %d journaled writes under other versions than their clients were "
+            "told (memories the cache did not know when PostgreSQL went away)",
+            renumbered,
+        )

@@ -71,6 +71,7 @@ class JournalEntry:
     id: str
     op: str  # "put" | "delete"
     memory: NewMemory  # for a delete only namespace and coord matter
+    told: int | None = None  # a put: the version its client was told (older journals: None)
 
 
 class Cache(Protocol):

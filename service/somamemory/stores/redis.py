@@ -75,6 +75,14 @@ class RedisCache:
         )
 
     @_unavailable
+    async def peek(self, namespace: str, coord: str) -> Memory | None:
+        """The cached memory, if any, without taking a fill lease."""
+        raw = await self._client.get(self._key(namespace, coord))
+        if raw is None or raw.startswith(LEASE_MARKER):
+            return None
+        return Memory.from_json(raw)
+
+    @_unavailable
     async def set_many(self, memories: Sequence[Memory]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             for memory in memories:
@@ -166,6 +174,10 @@ class RedisStore:
     """Memories in Redis, for Redis-only mode while PostgreSQL is unreachable.
 
     Each memory is a list of JSON versions; a hash per namespace maps live coords to their type.
+    A memory PostgreSQL already held continues from the version the cache knows (its ``base``,
+    kept beside the list): the version a client is told is the one replay stores. A memory the
+    cache does not know starts from 1, and replay may renumber it after PostgreSQL's versions
+    (the order of writes holds; replay logs how many it renumbered).
     """
 
     name = "redis"
@@ -177,14 +189,23 @@ class RedisStore:
         prefix: str,
         locks: RedisLocks,
         journal: RedisJournal | None = None,
+        cache: RedisCache | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._locks = locks
         self._journal = journal
+        self._cache = cache
 
     def _versions_key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:store:{namespace}:{coord}"
+
+    def _base_key(self, namespace: str, coord: str) -> str:
+        """The version before the list's first: the one PostgreSQL held (0: none known)."""
+        return f"{self._prefix}:store-base:{namespace}:{coord}"
+
+    async def _base(self, namespace: str, coord: str) -> int:
+        return int(await self._client.get(self._base_key(namespace, coord)) or 0)
 
     def _index_key(self, namespace: str) -> str:
         return f"{self._prefix}:index:{namespace}"
@@ -196,6 +217,14 @@ class RedisStore:
             first = await self._client.lindex(key, 0)
             count = await self._client.llen(key)
             now = datetime.now(UTC)
+            created_at = Memory.from_json(first).created_at if first else now
+            known = None
+            if not count and self._cache is not None:
+                known = await self._cache.peek(memory.namespace, memory.coord)
+            if known is not None:
+                base, created_at = known.version, known.created_at
+            else:
+                base = await self._base(memory.namespace, memory.coord) if count else 0
             stored = Memory(
                 namespace=memory.namespace,
                 coord=memory.coord,
@@ -203,15 +232,17 @@ class RedisStore:
                 payload=memory.payload,
                 importance=memory.importance,
                 vector=memory.vector,
-                version=count + 1,
-                created_at=Memory.from_json(first).created_at if first else now,
+                version=base + count + 1,
+                created_at=created_at,
                 updated_at=now,
             )
             async with self._client.pipeline(transaction=True) as pipe:
+                if known is not None:
+                    pipe.set(self._base_key(memory.namespace, memory.coord), base)
                 pipe.rpush(key, stored.to_json())
                 pipe.hset(self._index_key(memory.namespace), memory.coord, memory.memory_type)
                 if self._journal is not None:
-                    self._journal.add(pipe, encode_put(memory))
+                    self._journal.add(pipe, encode_put(memory, stored.version))
                 await pipe.execute()
         return stored
 
@@ -235,15 +266,17 @@ class RedisStore:
     async def versions(
         self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
     ) -> list[Memory]:
-        # the list holds versions 1, 2, 3 ... in order: version v sits at index v - 1
-        stop = -1 if limit is None else after + limit - 1
-        raws = await self._client.lrange(self._versions_key(namespace, coord), after, stop)
+        # the list holds versions base + 1, base + 2 ... in order: version v sits at index
+        # v - base - 1 (older versions are in PostgreSQL, out of reach in this mode)
+        start = max(after - await self._base(namespace, coord), 0)
+        stop = -1 if limit is None else start + limit - 1
+        raws = await self._client.lrange(self._versions_key(namespace, coord), start, stop)
         return [Memory.from_json(raw) for raw in raws]
 
     @_unavailable
     async def delete(self, namespace: str, coord: str) -> bool:
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._versions_key(namespace, coord))
+            pipe.delete(self._versions_key(namespace, coord), self._base_key(namespace, coord))
             pipe.hdel(self._index_key(namespace), coord)
             if self._journal is not None:
                 self._journal.add(pipe, encode_delete(namespace, coord))
