@@ -50,6 +50,10 @@ def status_schema() -> Schema:
             "migratedImage": {"type": "string"},
             "migrationJob": {"type": "string"},
             "schemaRevision": {"type": "string", "description": "the database's schema"},
+            "migrationSeconds": {
+                "type": "integer",
+                "description": "how long the last migration Job ran",
+            },
             "conditions": {
                 "type": "array",
                 "items": condition,

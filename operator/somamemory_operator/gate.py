@@ -20,6 +20,7 @@ from .migration import (
     UNKNOWN_REVISION,
     failure_tail,
     job_pods,
+    job_seconds,
     job_state,
     schema_revision,
     termination_lines,
@@ -131,4 +132,7 @@ def migrate_first(
     record_event(
         kube, owner, "Normal", "MigrationSucceeded", f"Job {name} applied schema {revision}"
     )
-    return {"migratedImage": image, "migrationJob": name, "schemaRevision": revision}
+    facts: Facts = {"migratedImage": image, "migrationJob": name, "schemaRevision": revision}
+    if (seconds := job_seconds(job)) is not None:
+        facts["migrationSeconds"] = seconds
+    return facts

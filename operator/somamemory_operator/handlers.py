@@ -138,6 +138,7 @@ async def reconciler(stopped: Any, namespace: str | None, name: str, memo: Any, 
             await _sleep_until_woken(wakeup, stopped, delay)
     finally:
         memo.wakeups.pop(key, None)
+        metrics.INSTANCES.forget(namespace, name)  # deleted, or another replica took over
 
 
 def _poke(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:

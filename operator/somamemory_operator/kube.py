@@ -28,6 +28,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "SomaMemory": ("/apis/soma.dev/v1alpha1", "somamemories"),
+    # the Prometheus Operator's, used only when its CRDs are served (see monitoring.py)
+    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
+    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),
 }
 
 
@@ -109,6 +112,17 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    def served(self, group_version: str) -> set[str]:
+        """The resources (plurals) the API server serves in ``group_version``; empty when the
+        group is not installed. Discovery, asked anew each time: CRDs come and go."""
+        try:
+            answer = self._request("GET", f"{self._cfg.host.rstrip('/')}/apis/{group_version}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return set()
+            raise
+        return {str(item.get("name", "")) for item in (answer or {}).get("resources") or []}
 
     def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Objects matching ``labels`` (filtered here too: not every server honours selectors)."""

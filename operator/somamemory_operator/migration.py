@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
 from .kube import Kube
@@ -26,6 +27,17 @@ def job_state(job: dict[str, Any]) -> tuple[JobState, str]:
     if int(status.get("succeeded") or 0) > 0:
         return "succeeded", ""
     return "running", ""
+
+
+def job_seconds(job: dict[str, Any]) -> int | None:
+    """How long a finished Job ran (its start to completion time), if it says."""
+    status = job.get("status") or {}
+    try:
+        start = datetime.datetime.fromisoformat(str(status["startTime"]).replace("Z", "+00:00"))
+        end = datetime.datetime.fromisoformat(str(status["completionTime"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return max(0, round((end - start).total_seconds()))
 
 
 def job_pods(kube: Kube, namespace: str, job_name: str) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 Order: ConfigMap (and milvus-lite's claim without a Milvus server) -> the migration gate
 (:mod:`.gate`) -> only once the image's migration succeeded: Deployment, Service, HPA,
-PodDisruptionBudget. Every step is idempotent; running it twice changes nothing. The annotation
-``soma.dev/paused: "true"`` stops all of it for one instance.
+PodDisruptionBudget, and the monitoring objects when the Prometheus Operator's CRDs are served
+(:mod:`.monitoring`). Every step is idempotent; running it twice changes nothing. The
+annotation ``soma.dev/paused: "true"`` stops all of it for one instance.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import manifests
+from . import manifests, metrics, monitoring
 from .children import apply, record_event, remove
 from .constants import ANNOTATION_PAUSED, OPERATOR_VERSION
 from .gate import migrate_first
@@ -39,6 +40,7 @@ def reconcile(
     an operator upgrade alone restarts no pod."""
     obj = kube.get("SomaMemory", namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
+        metrics.INSTANCES.forget(namespace, name)
         return None
     uid = obj["metadata"].get("uid", "")
     meta = {"name": name, "namespace": namespace, "uid": uid, "version": version}
@@ -56,6 +58,7 @@ def reconcile(
         else:
             outcome = _converge(kube, obj, meta, spec, old_status)
     new_status = render_status(old_status, outcome, generation)
+    metrics.INSTANCES.observe(namespace, name, old_status | new_status)
     if status_changed(old_status, new_status):
         kube.patch("SomaMemory", namespace, name, {"status": new_status}, subresource="status")
         if (old_status.get("phase"), old_status.get("message")) != (outcome.phase, outcome.message):
@@ -122,6 +125,7 @@ def _converge(
             remove(kube, kind, ns, name)
         else:
             apply(kube, owner, optional)
+    monitoring.converge(kube, owner, meta, spec)
     live = rollout(kube.get("Deployment", ns, name), _floor(spec), generation)
     revision = facts.get("schemaRevision") or old_status.get("schemaRevision", "head")
     facts |= rollout_facts(live, manifests.selector_string(meta))

@@ -58,6 +58,27 @@ def _check_embedded(spec: Spec) -> list[str]:
     ]
 
 
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
+
+
+def _seconds(duration: Any) -> float | None:
+    """A duration as the schema takes it (``30s``, ``500ms``, ``1m``) in seconds, else None."""
+    found = _DURATION.match(str(duration))
+    return int(found[1]) * _DURATION_UNITS[found[2]] if found else None
+
+
+def _check_monitoring(monitoring: dict[str, Any]) -> list[str]:
+    timeout, interval = _seconds(monitoring["scrapeTimeout"]), _seconds(monitoring["interval"])
+    if timeout is None or interval is None:
+        return ["spec.monitoring: interval and scrapeTimeout are durations like 30s, 500ms, 1m"]
+    if timeout > interval:
+        return ["spec.monitoring: scrapeTimeout must not exceed monitoring.interval"]
+    return []
+
+
 def _check_pod_labels(labels: dict[str, str]) -> list[str]:
     taken = sorted(set(labels) & {LABEL_NAME, LABEL_INSTANCE, LABEL_COMPONENT, LABEL_MANAGED_BY})
     return [f"spec.podLabels: {key} is a label the operator selects its pods by" for key in taken]
@@ -92,6 +113,7 @@ def normalize(raw: Spec) -> Spec:
     problems += env_problems(spec.get("env", []))
     problems += _check_embedded(spec)
     problems += _check_pod_labels(spec.get("podLabels") or {})
+    problems += _check_monitoring(spec["monitoring"])
     if problems:
         raise SpecError("; ".join(problems))
     return spec

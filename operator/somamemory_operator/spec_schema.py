@@ -209,6 +209,59 @@ def _placement() -> dict[str, Schema]:
     }
 
 
+def _monitoring() -> Schema:
+    """What the operator creates for Prometheus and Grafana when the Prometheus Operator's
+    CRDs are served (see :mod:`.monitoring`)."""
+    duration = _str(16, pattern=r"^[0-9]+(ms|s|m|h)$")
+
+    def threshold(default: float, description: str) -> Schema:
+        return {"type": "number", "minimum": 0, "default": default, "description": description}
+
+    return obj(
+        {
+            "enabled": _bool(True)
+            | {
+                "description": "Create a ServiceMonitor, a PrometheusRule and a Grafana dashboard "
+                "ConfigMap when the Prometheus Operator's CRDs exist (false: remove them)."
+            },
+            "labels": _string_map(
+                "Labels on the ServiceMonitor and PrometheusRule, to match your Prometheus's "
+                "serviceMonitorSelector and ruleSelector (e.g. release: kube-prometheus-stack)."
+            )
+            | {"default": {}},
+            "interval": duration | {"default": "30s"},
+            "scrapeTimeout": duration | {"default": "10s"},
+            "alerts": obj(
+                {
+                    "errorRatio": threshold(0.05, "Share of 5xx answers that alerts."),
+                    "latencyP99Seconds": threshold(1.0, "p99 request latency that alerts."),
+                    "reconcileBacklog": _int(1000, 0)
+                    | {"description": "Memories awaiting their vector write that alert."},
+                },
+                default={},
+            ),
+            "dashboard": obj(
+                {
+                    "enabled": _bool(True),
+                    "labels": _string_map(
+                        "Labels of the dashboard ConfigMap, which Grafana's sidecar selects."
+                    )
+                    | {"default": {"grafana_dashboard": "1"}},
+                },
+                default={},
+            ),
+        },
+        default={},
+        description="Monitoring the operator creates for this instance.",
+        validations=[
+            {
+                "rule": "duration(self.scrapeTimeout) <= duration(self.interval)",
+                "message": "monitoring.scrapeTimeout must not exceed monitoring.interval",
+            }
+        ],
+    )
+
+
 def spec_schema() -> Schema:
     """The ``spec`` schema: structural, defaulted, validated."""
     return obj(
@@ -343,6 +396,7 @@ def spec_schema() -> Schema:
                 default={},
             ),
             "env": _env(),
+            "monitoring": _monitoring(),
         },
         required=["image", "apiTokenSecretRef", "postgres"],
         validations=[

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONDITION_TYPES = ("Ready", "Reconciling", "Stalled", "MigrationsApplied", "Available", "Degraded")
-KEPT_FACTS = ("migratedImage", "migrationJob", "schemaRevision", "deploymentGeneration")
+KEPT_FACTS = (
+    "migratedImage",
+    "migrationJob",
+    "schemaRevision",
+    "migrationSeconds",
+    "deploymentGeneration",
+)
 
 
 def now() -> str:

@@ -54,6 +54,8 @@ def test_prometheus_rule_alerts_on_what_operators_need(
     assert 'status=~"5.."' in alerts["SomaMemoryHighErrorRatio"]["expr"]
     assert "histogram_quantile(0.99" in alerts["SomaMemoryHighLatencyP99"]["expr"]
     assert "{{ $labels.route }}" in alerts["SomaMemoryHighLatencyP99"]["annotations"]["description"]
+    # the gauge is 1 for the mode in force, "normal" included: only other modes alert
+    assert 'mode!="normal"' in alerts["SomaMemoryDegradedMode"]["expr"]
     expressions = " ".join(a["expr"] for a in alerts.values())
     for metric in METRICS:
         assert metric in expressions, metric

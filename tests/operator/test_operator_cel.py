@@ -98,6 +98,7 @@ VALID = {
     },
     "one embedded pod": {"milvus": None, "replicas": 1, "autoscaling": {"enabled": False}},
     "pod labels of its own": {"podLabels": {"team": "agents"}},
+    "a scrape as long as its interval": {"monitoring": {"interval": "1m", "scrapeTimeout": "60s"}},
 }
 
 
@@ -169,6 +170,10 @@ INVALID = {
     "autoscaling embedded": (
         {"milvus": None, "replicas": 1, "autoscaling": {"enabled": True}},
         "without spec.milvus the server keeps milvus-lite on one volume",
+    ),
+    "a scrape longer than its interval": (
+        {"monitoring": {"interval": "5s", "scrapeTimeout": "10s"}},
+        "scrapeTimeout must not exceed monitoring.interval",
     ),
     "a selector label": (
         {"podLabels": {"app.kubernetes.io/instance": "other"}},

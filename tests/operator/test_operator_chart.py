@@ -10,7 +10,7 @@ import yaml
 
 from somamemory_operator.crd import crd
 from tests.operator.test_operator_manifests import CHART
-from tests.support.k8s import helm_binary
+from tests.support.k8s import helm_binary, validate_manifests
 
 
 def _render(*sets: str) -> list[dict[str, Any]]:
@@ -86,3 +86,34 @@ def test_without_peering_there_is_one_standalone_replica() -> None:
     assert "--standalone" in _container(docs)["args"]
     assert not [d for d in docs if d["apiVersion"] == "kopf.dev/v1"]
     assert "replicaCount" in _refused("peering.enabled=false", "replicaCount=2")
+
+
+def test_operator_metrics_have_a_service_and_an_optional_service_monitor() -> None:
+    docs = _render(
+        "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps"
+    )
+    service = next(d for d in docs if d["kind"] == "Service")
+    validate_manifests([service])
+    (port,) = service["spec"]["ports"]
+    container = _container(docs)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port["targetPort"] == "metrics" and port["port"] == ports["metrics"]
+    pod_labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = _one(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (port["name"], "/metrics")
+    assert endpoint["honorLabels"] is True  # the instance gauges' namespace label is kept
+    # the operator may manage its instances' ServiceMonitors and PrometheusRules
+    rules = _one(docs, "ClusterRole")["rules"]
+    (monitoring,) = [r for r in rules if r["apiGroups"] == ["monitoring.coreos.com"]]
+    assert {"servicemonitors", "prometheusrules"} <= set(monitoring["resources"])
+    assert {"create", "patch", "delete"} <= set(monitoring["verbs"])
+    assert "ServiceMonitor" not in {d["kind"] for d in _render()}  # off by default
+    off = _render("metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
+    kinds = {d["kind"] for d in off}
+    assert not {"Service", "ServiceMonitor"} & kinds
