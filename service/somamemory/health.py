@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +13,15 @@ from .embeddings.base import EmbedderInfo
 from .errors import cause_text
 from .live import LiveStores
 from .metrics import Metrics
-from .stores import VectorStore
+from .stores import KeyValueStore, VectorStore
 from .stores.driver_errors import within
 from .stores.outbox import Outbox, ParkedVectors
 
 PING_TIMEOUT = 2.0  # seconds each probe waits for a backend
+# A backend that answered a request this recently answers: readiness does not ping it. Under
+# saturation a ping waits behind the requests in flight (for a pool connection, for a thread)
+# and misses its budget, which would take a busy but healthy replica out of its Service.
+ANSWERED_RECENTLY = 2.0
 _SHOWN = {"postgres": "PostgreSQL", "redis": "Redis", "milvus": "Milvus"}
 
 
@@ -79,11 +84,16 @@ async def _unchecked() -> None:
     return None
 
 
+async def _answers(backend: KeyValueStore | VectorStore) -> str | None:
+    """None when ``backend`` answered a call within ``ANSWERED_RECENTLY`` or answers a ping."""
+    if time.monotonic() - backend.answered_at < ANSWERED_RECENTLY:
+        return None
+    return await _ping(backend.name, backend.ping)
+
+
 async def ready(live: LiveStores, vectors: VectorStore) -> bool:
     """Whether the canonical store and the vector store both answer."""
-    errors = await asyncio.gather(
-        _ping(live.store.name, live.store.ping), _ping(vectors.name, vectors.ping)
-    )
+    errors = await asyncio.gather(_answers(live.store), _answers(vectors))
     return not any(errors)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -28,6 +29,7 @@ class InProcessStore:
     """Memories in a dict: the last resort when neither PostgreSQL nor Redis answers."""
 
     name = "in-process"
+    answered_at = math.inf  # always answers
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, str], list[Memory]] = {}

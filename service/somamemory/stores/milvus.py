@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ class MilvusVectorStore:
         self.consistency = consistency
         self._dirty = False
         self._split_upserts = False  # see _upsert_misroutes
+        self.answered_at = 0.0  # when a call last got its answer (time.monotonic())
 
     @classmethod
     def connect(
@@ -252,6 +254,7 @@ class MilvusVectorStore:
         else:
             await asyncio.to_thread(self._client.upsert, self._collection, rows)
         self._dirty = True
+        self.answered_at = time.monotonic()
 
     @_translated
     async def delete(self, namespace: str, coords: Sequence[str]) -> None:
@@ -259,6 +262,7 @@ class MilvusVectorStore:
         if ids:
             await asyncio.to_thread(self._client.delete, self._collection, ids=ids)
             self._dirty = True
+            self.answered_at = time.monotonic()
 
     @_translated
     async def search(
@@ -290,13 +294,15 @@ class MilvusVectorStore:
     async def _loaded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a read; if the server came back with the collection released, load it, retry."""
         try:
-            return await asyncio.to_thread(call, *args, **kwargs)
+            result = await asyncio.to_thread(call, *args, **kwargs)
         except MilvusException as exc:
             if exc.code != _COLLECTION_NOT_LOADED:
                 raise
             log.warning("milvus collection %s was released; loading it", self._collection)
             await asyncio.to_thread(self._client.load_collection, self._collection)
-            return await asyncio.to_thread(call, *args, **kwargs)
+            result = await asyncio.to_thread(call, *args, **kwargs)
+        self.answered_at = time.monotonic()
+        return result
 
     @property
     def durable_writes(self) -> bool:
@@ -339,6 +345,7 @@ class MilvusVectorStore:
     @_translated
     async def ping(self) -> None:
         await asyncio.to_thread(self._client.has_collection, self._collection)
+        self.answered_at = time.monotonic()
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

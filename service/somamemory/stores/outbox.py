@@ -99,6 +99,8 @@ def _last_per_memory(items: Sequence[PendingVector]) -> list[PendingVector]:
 class PostgresOutbox:
     """The ``pending_vectors`` table; every call answers within ``timeout`` seconds."""
 
+    answered_at = 0.0  # see Budgeted
+
     def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
         self.timeout = timeout

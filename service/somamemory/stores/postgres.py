@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -155,6 +156,7 @@ class PostgresStore:
     """
 
     name = "postgres"
+    answered_at = 0.0  # see Budgeted
 
     def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
@@ -200,6 +202,7 @@ class PostgresStore:
     async def ping(self) -> None:
         try:
             await answered(self._pool.fetchval("SELECT 1"), self.timeout)
+            self.answered_at = time.monotonic()
         except BackendUnavailable:
             raise
         except Exception as exc:  # a server error too: PostgreSQL cannot serve requests

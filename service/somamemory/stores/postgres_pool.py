@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
@@ -34,6 +35,9 @@ POSTGRES_DOWN: Kinds = (
 class Budgeted(Protocol):
     """A PostgreSQL store whose every call answers within ``timeout`` seconds."""
 
+    # when a call last got its answer (time.monotonic()): evidence that PostgreSQL answers
+    answered_at: float
+
     @property
     def timeout(self) -> float: ...
 
@@ -62,7 +66,9 @@ def bounded(
 
     @functools.wraps(method)
     async def call(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await answered(method(store, *args, **kwargs), store.timeout)
+        result = await answered(method(store, *args, **kwargs), store.timeout)
+        store.answered_at = time.monotonic()
+        return result
 
     return call
 

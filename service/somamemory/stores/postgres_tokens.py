@@ -37,6 +37,7 @@ class PostgresTokenStore:
     """Every call answers within ``timeout`` seconds, else ``BackendUnavailable``."""
 
     name = "postgres"
+    answered_at = 0.0  # see Budgeted
 
     def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool

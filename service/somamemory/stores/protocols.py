@@ -16,6 +16,9 @@ class KeyValueStore(Protocol):
     """Where memories and their versions live (PostgreSQL; Redis or in-process when degraded)."""
 
     name: str
+    # when a call last got its answer (time.monotonic(); 0: unknown): readiness needs no ping
+    # while requests are being answered, so a busy replica does not report itself unready
+    answered_at: float
 
     async def put(self, memory: NewMemory) -> Memory:
         """Upsert: insert version 1 or bump the version, keeping every earlier version."""
@@ -144,6 +147,7 @@ class VectorStore(Protocol):
     """One vector per live memory, searchable by similarity."""
 
     name: str
+    answered_at: float  # as KeyValueStore's
 
     async def upsert(self, items: Sequence[tuple[Memory, Sequence[float]]]) -> None: ...
 

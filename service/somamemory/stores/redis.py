@@ -78,9 +78,10 @@ class RedisCache:
     async def peek(self, namespace: str, coord: str) -> Memory | None:
         """The cached memory, if any, without taking a fill lease."""
         raw = await self._client.get(self._key(namespace, coord))
-        if raw is None or raw.startswith(LEASE_MARKER):
+        if raw is None:
             return None
-        return Memory.from_json(raw)
+        value = raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
+        return None if value.startswith(LEASE_MARKER) else Memory.from_json(value)
 
     @_unavailable
     async def set_many(self, memories: Sequence[Memory]) -> None:
@@ -181,6 +182,7 @@ class RedisStore:
     """
 
     name = "redis"
+    answered_at = 0.0  # readiness pings Redis-only mode's store
 
     def __init__(
         self,
