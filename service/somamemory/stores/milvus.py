@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from pymilvus.exceptions import (
 from ..errors import BackendRefused, BackendUnavailable, SomaError, StartupError
 from ..filters import SearchFilter
 from ..models import Consistency, Memory
+from .answering import observed
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds
@@ -228,6 +228,7 @@ class MilvusVectorStore:
                 return int(field["params"]["dim"])
         raise StartupError(f"Milvus collection {self._collection!r} has no 'vector' field")
 
+    @observed
     @_translated
     async def upsert(self, items: Sequence[tuple[Memory, Sequence[float]]]) -> None:
         rows = [
@@ -254,16 +255,16 @@ class MilvusVectorStore:
         else:
             await asyncio.to_thread(self._client.upsert, self._collection, rows)
         self._dirty = True
-        self.answered_at = time.monotonic()
 
+    @observed
     @_translated
     async def delete(self, namespace: str, coords: Sequence[str]) -> None:
         ids = [vector_id(namespace, coord) for coord in coords]
         if ids:
             await asyncio.to_thread(self._client.delete, self._collection, ids=ids)
             self._dirty = True
-            self.answered_at = time.monotonic()
 
+    @observed
     @_translated
     async def search(
         self,
@@ -294,15 +295,13 @@ class MilvusVectorStore:
     async def _loaded(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a read; if the server came back with the collection released, load it, retry."""
         try:
-            result = await asyncio.to_thread(call, *args, **kwargs)
+            return await asyncio.to_thread(call, *args, **kwargs)
         except MilvusException as exc:
             if exc.code != _COLLECTION_NOT_LOADED:
                 raise
             log.warning("milvus collection %s was released; loading it", self._collection)
             await asyncio.to_thread(self._client.load_collection, self._collection)
-            result = await asyncio.to_thread(call, *args, **kwargs)
-        self.answered_at = time.monotonic()
-        return result
+            return await asyncio.to_thread(call, *args, **kwargs)
 
     @property
     def durable_writes(self) -> bool:
@@ -314,6 +313,7 @@ class MilvusVectorStore:
         """Writes since the last flush (which milvus-lite would scan slowly in search)."""
         return self._dirty and self.is_lite
 
+    @observed
     @_translated
     async def flush(self) -> None:
         """Persist what was written (milvus-lite); a no-op for a server, which persists itself."""
@@ -322,6 +322,7 @@ class MilvusVectorStore:
         self._dirty = False
         await asyncio.to_thread(self._client.flush, self._collection)
 
+    @observed
     @_translated
     async def get_vector(self, namespace: str, coord: str) -> list[float] | None:
         rows = await self._loaded(
@@ -332,6 +333,7 @@ class MilvusVectorStore:
         )
         return [float(x) for x in rows[0]["vector"]] if rows else None
 
+    @observed
     @_translated
     async def count(self, namespace: str) -> int:
         rows = await self._loaded(
@@ -342,10 +344,10 @@ class MilvusVectorStore:
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
+    @observed
     @_translated
     async def ping(self) -> None:
         await asyncio.to_thread(self._client.has_collection, self._collection)
-        self.answered_at = time.monotonic()
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
 from ..errors import BackendUnavailable
 from ..models import Memory, NewMemory, TypeCounts
+from .answering import observed
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
 from .protocols import JournalEntry
 
@@ -199,10 +199,10 @@ class PostgresStore:
         by_type = {row["memory_type"]: row["count"] for row in rows}
         return TypeCounts(episodic=by_type.get("episodic", 0), semantic=by_type.get("semantic", 0))
 
+    @observed
     async def ping(self) -> None:
         try:
             await answered(self._pool.fetchval("SELECT 1"), self.timeout)
-            self.answered_at = time.monotonic()
         except BackendUnavailable:
             raise
         except Exception as exc:  # a server error too: PostgreSQL cannot serve requests

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
@@ -13,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
 import asyncpg
 
 from ..errors import BackendUnavailable, StartupError
+from .answering import Answering, observed
 from .driver_errors import Kinds, within
 
 Pool: TypeAlias = asyncpg.Pool
@@ -32,11 +32,9 @@ POSTGRES_DOWN: Kinds = (
 )
 
 
-class Budgeted(Protocol):
-    """A PostgreSQL store whose every call answers within ``timeout`` seconds."""
-
-    # when a call last got its answer (time.monotonic()): evidence that PostgreSQL answers
-    answered_at: float
+class Budgeted(Answering, Protocol):
+    """A PostgreSQL store whose every call answers within ``timeout`` seconds (and records
+    when it last did, see ``answering.py``)."""
 
     @property
     def timeout(self) -> float: ...
@@ -64,13 +62,10 @@ def bounded(
 ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
     """Decorate a store method: it answers within its store's ``timeout`` (see ``answered``)."""
 
-    @functools.wraps(method)
-    async def call(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        result = await answered(method(store, *args, **kwargs), store.timeout)
-        store.answered_at = time.monotonic()
-        return result
+    async def within_budget(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await answered(method(store, *args, **kwargs), store.timeout)
 
-    return call
+    return functools.wraps(method)(observed(within_budget))
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
