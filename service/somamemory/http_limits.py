@@ -49,24 +49,28 @@ def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            super().data_received(data)
+            # counted before parsing: a whole oversized head can arrive in one read, and once
+            # parsed it would be served
             if self._in_head and not self.transport.is_closing():
-                self._head_bytes += len(data)
+                end = data.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else end + 4
                 if self._head_bytes > limits.max_head_bytes:
                     self._refuse_head()
+                    return
+            super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_head, self._head_bytes = True, 0
             self._arm(limits.head_timeout_seconds)
 
         def on_headers_complete(self) -> None:
-            self._in_head = False
+            self._in_head, self._head_bytes = False, 0
             self._arm(limits.body_timeout_seconds)
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             self._disarm()
+            self._in_head = True  # the next request's head may follow on this connection
             super().on_message_complete()
 
         def _arm(self, seconds: float) -> None:

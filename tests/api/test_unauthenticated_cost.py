@@ -114,6 +114,23 @@ def test_an_oversized_head_is_refused_with_431(served: Serve) -> None:
     assert httpx.get(f"{served.url}/healthz").status_code == 200  # and it keeps serving
 
 
+def test_a_whole_oversized_head_in_one_read_is_refused_too(served: Serve) -> None:
+    """A complete head over the limit but within one socket read is not parsed and served."""
+    head = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-junk: " + b"a" * 40_000 + b"\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(head)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    # a head within the limit on a kept-alive connection, then an oversized one: refused too
+    small = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(small)
+        first = _answer(sock)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        sock.sendall(head)
+        assert _read_all(sock).startswith(b"HTTP/1.1 431")
+
+
 def test_a_client_that_sends_its_head_too_slowly_is_disconnected(served: Serve) -> None:
     with _connect(served) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: local")  # ... and never the rest
