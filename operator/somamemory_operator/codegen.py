@@ -17,6 +17,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_ENV_FILE = pathlib.Path(__file__).with_name("service_env.py")
 CRD_FILE = ROOT / "operator" / "crd" / "somamemory-crd.yaml"
 CHART_CRD_TEMPLATE = ROOT / "charts" / "somamemory-operator" / "templates" / "crd.yaml"
+# the backup and rebuild kinds (task_crd.py), one file of four CRDs
+TASK_CRD_FILE = ROOT / "operator" / "crd" / "somamemory-backup-crds.yaml"
+CHART_TASK_CRD_TEMPLATE = ROOT / "charts" / "somamemory-operator" / "templates" / "crd-backups.yaml"
 
 
 def settings_variables() -> tuple[dict[str, str], set[str]]:
@@ -74,8 +77,23 @@ def service_env_source() -> str:
 def chart_crd_template(crd_text: str) -> str:
     """The CRD as a chart template: Helm's labels, kept on uninstall, optional."""
     header, _, body = crd_text.partition("\n")
-    marker = "  name: somamemories.soma.dev\n"
-    assert marker in body, "the CRD's metadata.name moved"
+    return f"{header}\n{{{{- if .Values.crd.install }}}}\n" + _helm_crd(body) + "{{- end }}\n"
+
+
+def chart_task_crd_template(crds_text: str) -> str:
+    """The backup and rebuild CRDs as one chart template, each like the SomaMemory's."""
+    header, _, body = crds_text.partition("\n")
+    docs = [doc.strip("\n") + "\n" for doc in body.split("---\n") if doc.strip()]
+    return (
+        f"{header}\n{{{{- if .Values.crd.install }}}}\n"
+        + "---\n".join(_helm_crd(doc) for doc in docs)
+        + "{{- end }}\n"
+    )
+
+
+def _helm_crd(body: str) -> str:
+    name = next(line for line in body.splitlines() if line.startswith("  name: "))
+    marker = name + "\n"
     meta = (
         marker + "  labels:\n"
         '    {{- include "somamemory-operator.labels" . | nindent 4 }}\n'
@@ -83,11 +101,7 @@ def chart_crd_template(crd_text: str) -> str:
         "    # Helm upgrades CRDs only from templates; this one stays on uninstall\n"
         "    helm.sh/resource-policy: keep\n"
     )
-    return (
-        f"{header}\n{{{{- if .Values.crd.install }}}}\n"
-        + body.replace(marker, meta, 1)
-        + "{{- end }}\n"
-    )
+    return body.replace(marker, meta, 1)
 
 
 def write_all() -> list[pathlib.Path]:
@@ -103,4 +117,7 @@ def write_all() -> list[pathlib.Path]:
     text = crd.crd_yaml()
     CRD_FILE.write_text(text)
     CHART_CRD_TEMPLATE.write_text(chart_crd_template(text))
-    return [SERVICE_ENV_FILE, CRD_FILE, CHART_CRD_TEMPLATE]
+    tasks = crd.task_crds_yaml()
+    TASK_CRD_FILE.write_text(tasks)
+    CHART_TASK_CRD_TEMPLATE.write_text(chart_task_crd_template(tasks))
+    return [SERVICE_ENV_FILE, CRD_FILE, CHART_CRD_TEMPLATE, TASK_CRD_FILE, CHART_TASK_CRD_TEMPLATE]

@@ -11,6 +11,18 @@ KIND = "SomaMemory"
 PLURAL = "somamemories"
 SINGULAR = "somamemory"
 SHORT_NAME = "smem"
+# The backup and rebuild kinds (see tasks.py and schedule.py): kind -> (plural, short name)
+BACKUP = "SomaMemoryBackup"
+SCHEDULED_BACKUP = "SomaMemoryScheduledBackup"
+RESTORE = "SomaMemoryRestore"
+REINDEX = "SomaMemoryReindex"
+TASK_KINDS: dict[str, tuple[str, str]] = {
+    BACKUP: ("somamemorybackups", "smembackup"),
+    SCHEDULED_BACKUP: ("somamemoryscheduledbackups", "smemschedule"),
+    RESTORE: ("somamemoryrestores", "smemrestore"),
+    REINDEX: ("somamemoryreindexes", "smemreindex"),
+}
+BACKUP_DIR = "/backups"  # where a backup's claim is mounted in the Jobs
 
 MANAGER = "somamemory-operator"
 APP_NAME = "somamemory"
@@ -34,6 +46,8 @@ ANNOTATION_LAST_APPLIED = f"{GROUP}/last-applied"
 ANNOTATION_OPERATOR_VERSION = f"{GROUP}/operator-version"
 # On a SomaMemory: "true" stops reconciling it (children and status are left as they are).
 ANNOTATION_PAUSED = f"{GROUP}/paused"
+# On the backups a SomaMemoryScheduledBackup makes: its name (retention counts by it)
+LABEL_SCHEDULE = f"{GROUP}/scheduled-backup"
 
 
 def _version() -> str:

@@ -54,6 +54,12 @@ def status_schema() -> Schema:
                 "type": "integer",
                 "description": "how long the last migration Job ran",
             },
+            "lastBackupTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "when the last SomaMemoryBackup of this instance completed",
+            },
+            "lastBackup": {"type": "string", "description": "the last SomaMemoryBackup"},
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -132,6 +138,16 @@ def crd() -> dict[str, Any]:
             ],
         },
     }
+
+
+def task_crds_yaml() -> str:
+    """The backup and rebuild CRDs (:mod:`.task_crd`) as one YAML text, checked in too."""
+    from .task_crd import task_crds
+
+    header = (
+        "# Generated from somamemory_operator/task_crd.py (python -m somamemory_operator.crd).\n"
+    )
+    return header + yaml.safe_dump_all(task_crds(), sort_keys=False, width=100)
 
 
 def crd_yaml() -> str:

@@ -5,7 +5,9 @@ For a new image (or database) the gate runs, in order:
 1. when the database's revision is known (``status.schemaRevision``), a schema check Job
    (``somamemory migrate --print-revisions``) lists the revisions the image knows; if the
    database's is not among them the image is older than the schema: refused, pods left alone;
-2. the migration Job (``somamemory migrate``), which reports the revision it reached.
+2. once no backup, restore or reindex Job of the instance runs (and, with
+   ``spec.migration.backupFirst``, a backup has succeeded: :mod:`.premigration`), the migration
+   Job (``somamemory migrate``), which reports the revision it reached.
 Each Job's pods are read for what keeps them from starting (a missing Secret, a pull error).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import manifests
+from . import exclusive, manifests
 from .children import apply, record_event
 from .kube import Kube
 from .migration import (
@@ -27,6 +29,7 @@ from .migration import (
 )
 from .outcomes import stalled, waiting_on_pods
 from .pods import diagnose
+from .premigration import before_migration
 from .status import Condition, Outcome, Rollout
 
 Facts = dict[str, Any]
@@ -104,7 +107,12 @@ def migrate_first(
         if refusal is not None:
             return refusal
     name, image = manifests.migration_job_name(meta, spec), spec["image"]
-    job = _job(kube, owner, manifests.migration_job(meta, spec))
+    with exclusive.lock(meta["namespace"], meta["name"]):
+        if kube.get("Job", meta["namespace"], name) is None:
+            waiting = before_migration(kube, meta, spec, old_status, live)
+            if waiting is not None:
+                return waiting
+        job = _job(kube, owner, manifests.migration_job(meta, spec))
     if not job:
         record_event(
             kube, owner, "Normal", "MigrationStarted", f"Job {name} migrates the schema for {image}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 from typing import Any
@@ -16,18 +17,26 @@ import kopf
 
 from . import metrics
 from .constants import (
+    BACKUP,
     GROUP,
     KIND,
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
+    LABEL_SCHEDULE,
     MANAGER,
     OPERATOR_VERSION,
     PLURAL,
+    REINDEX,
+    RESTORE,
+    SCHEDULED_BACKUP,
+    TASK_KINDS,
     VERSION,
 )
 from .kube import Kube, bearer_token, load_configuration
 from .peering import seniority_priority
 from .reconcile import reconcile
+from .schedule import tick
+from .tasks import TERMINAL, reconcile_task
 
 logger = logging.getLogger(__name__)
 CHILD_SELECTOR = {LABEL_MANAGED_BY: MANAGER}
@@ -54,6 +63,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     if memo.get("kube") is None:
         memo.kube = Kube(load_configuration(os.environ.get("KUBECONFIG")))
     memo.setdefault("wakeups", {})
+    memo.setdefault("task_wakeups", {})  # (kind, namespace, name) -> (instance, Event)
+    memo.setdefault("clock", lambda: datetime.datetime.now(datetime.UTC))
     memo.setdefault(
         "resync_seconds",
         float(os.environ.get("SOMA_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS)),
@@ -125,6 +136,7 @@ async def reconciler(stopped: Any, namespace: str | None, name: str, memo: Any, 
     namespace = namespace or ""
     key = (namespace, name)
     wakeup = memo.wakeups.setdefault(key, asyncio.Event())
+    metrics.INSTANCES.revive(namespace, name)
     try:
         while not stopped:
             wakeup.clear()
@@ -138,7 +150,8 @@ async def reconciler(stopped: Any, namespace: str | None, name: str, memo: Any, 
             await _sleep_until_woken(wakeup, stopped, delay)
     finally:
         memo.wakeups.pop(key, None)
-        metrics.INSTANCES.forget(namespace, name)  # deleted, or another replica took over
+        # deleted, or another replica took over; a reconcile still in its thread is ignored
+        metrics.INSTANCES.retire(namespace, name)
 
 
 def _poke(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
@@ -149,8 +162,10 @@ def _poke(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def somamemory_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """Any change of the SomaMemory itself (spec edit, deletion) wakes its loop."""
+    """Any change of the SomaMemory itself (spec edit, deletion) wakes its loop, and the
+    requests on it (a recorded migration lets them start)."""
     _poke(memo, namespace, name)
+    _poke_requests(memo, namespace, name)
 
 
 @kopf.on.event("", "v1", "pods", labels=CHILD_SELECTOR)
@@ -168,3 +183,136 @@ async def child_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: 
     for ref in body.metadata.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("controller"):
             _poke(memo, namespace, ref.get("name"))
+
+
+# ---- backups, restores, reindexes (tasks.py) and scheduled backups (schedule.py) ----------
+
+
+async def _task_loop(
+    kind: str, stopped: Any, namespace: str | None, name: str, spec: Any, memo: Any
+) -> None:
+    """Advance one request whenever poked (or every ``resync_seconds``) until it has finished;
+    then wake its instance, whose migration may be waiting for it."""
+    namespace = namespace or ""
+    key = (kind, namespace, name)
+    instance = str((spec or {}).get("instance") or "")
+    wakeup = asyncio.Event()
+    memo.task_wakeups[key] = (instance, wakeup)
+    try:
+        while not stopped:
+            wakeup.clear()
+            delay = memo.resync_seconds
+            try:
+                version = memo.get("operator_version", OPERATOR_VERSION)
+                phase = await asyncio.to_thread(
+                    reconcile_task, memo.kube, kind, namespace, name, version
+                )
+            except Exception:
+                logger.exception("%s %s/%s failed; retrying", kind, namespace, name)
+                delay = min(delay, ERROR_BACKOFF_SECONDS)
+            else:
+                if phase is None or phase in TERMINAL:
+                    _poke(memo, namespace, instance)
+                    return
+            await _sleep_until_woken(wakeup, stopped, delay)
+    finally:
+        memo.task_wakeups.pop(key, None)
+
+
+@kopf.daemon(GROUP, VERSION, TASK_KINDS[BACKUP][0], id="backup", cancellation_timeout=10.0)
+async def backup_daemon(
+    stopped: Any, namespace: str | None, name: str, spec: Any, memo: Any, **_: Any
+) -> None:
+    """A SomaMemoryBackup: its export Job, then its size, count and duration."""
+    await _task_loop(BACKUP, stopped, namespace, name, spec, memo)
+
+
+@kopf.daemon(GROUP, VERSION, TASK_KINDS[RESTORE][0], id="restore", cancellation_timeout=10.0)
+async def restore_daemon(
+    stopped: Any, namespace: str | None, name: str, spec: Any, memo: Any, **_: Any
+) -> None:
+    """A SomaMemoryRestore: its import Job."""
+    await _task_loop(RESTORE, stopped, namespace, name, spec, memo)
+
+
+@kopf.daemon(GROUP, VERSION, TASK_KINDS[REINDEX][0], id="reindex", cancellation_timeout=10.0)
+async def reindex_daemon(
+    stopped: Any, namespace: str | None, name: str, spec: Any, memo: Any, **_: Any
+) -> None:
+    """A SomaMemoryReindex: its reindex Job."""
+    await _task_loop(REINDEX, stopped, namespace, name, spec, memo)
+
+
+@kopf.daemon(
+    GROUP, VERSION, TASK_KINDS[SCHEDULED_BACKUP][0], id="schedule", cancellation_timeout=10.0
+)
+async def schedule_daemon(
+    stopped: Any, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    """A SomaMemoryScheduledBackup: a backup at each scheduled time, the newest ones kept."""
+    namespace = namespace or ""
+    key = (SCHEDULED_BACKUP, namespace, name)
+    wakeup = asyncio.Event()
+    memo.task_wakeups[key] = ("", wakeup)
+    try:
+        while not stopped:
+            wakeup.clear()
+            delay = memo.resync_seconds
+            try:
+                wait = await asyncio.to_thread(tick, memo.kube, namespace, name, memo.clock())
+            except Exception:
+                logger.exception("schedule %s/%s failed; retrying", namespace, name)
+                delay = min(delay, ERROR_BACKOFF_SECONDS)
+            else:
+                if wait is None:
+                    return
+                delay = min(wait, max(delay, 30.0))  # retention follows backups it is poked by
+            await _sleep_until_woken(wakeup, stopped, delay)
+    finally:
+        memo.task_wakeups.pop(key, None)
+
+
+def _poke_task(memo: Any, kind: str, namespace: str | None, name: str | None) -> None:
+    entry = memo.get("task_wakeups", {}).get((kind, namespace or "", name))
+    if entry is not None:
+        entry[1].set()
+
+
+def _poke_requests(memo: Any, namespace: str | None, instance: str | None) -> None:
+    """Wake every backup, restore and reindex on ``instance``."""
+    for (kind, ns, name), (wanted, _event) in list(memo.get("task_wakeups", {}).items()):
+        if instance and ns == (namespace or "") and wanted == instance:
+            _poke_task(memo, kind, ns, name)
+
+
+@kopf.on.event(GROUP, VERSION, TASK_KINDS[BACKUP][0])
+async def backup_changed(
+    body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    """A backup changed: wake it, and its schedule (retention counts its successes)."""
+    _poke_task(memo, BACKUP, namespace, name)
+    _poke_requests(memo, namespace, body.spec.get("instance"))  # a restore may be waiting
+    if schedule := (body.metadata.labels or {}).get(LABEL_SCHEDULE):
+        _poke_task(memo, SCHEDULED_BACKUP, namespace, schedule)
+
+
+@kopf.on.event(GROUP, VERSION, TASK_KINDS[RESTORE][0])
+@kopf.on.event(GROUP, VERSION, TASK_KINDS[REINDEX][0])
+@kopf.on.event(GROUP, VERSION, TASK_KINDS[SCHEDULED_BACKUP][0])
+async def task_changed(
+    body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    """A request or schedule changed (its spec, its deletion): wake its loop."""
+    _poke_task(memo, str(body.get("kind", "")), namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_SELECTOR, id="job_of_instance")
+async def job_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    """Any Job of an instance changed: a migration and the data Jobs wait for each other, so
+    wake the instance and every request on it."""
+    instance = (body.metadata.labels or {}).get(LABEL_INSTANCE)
+    _poke(memo, namespace, instance)
+    _poke_requests(memo, namespace, instance)
+    for ref in body.metadata.get("ownerReferences") or []:
+        if ref.get("kind") in TASK_KINDS:
+            _poke_task(memo, ref["kind"], namespace, ref.get("name"))

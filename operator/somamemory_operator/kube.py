@@ -28,6 +28,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "SomaMemory": ("/apis/soma.dev/v1alpha1", "somamemories"),
+    "SomaMemoryBackup": ("/apis/soma.dev/v1alpha1", "somamemorybackups"),
+    "SomaMemoryScheduledBackup": ("/apis/soma.dev/v1alpha1", "somamemoryscheduledbackups"),
+    "SomaMemoryRestore": ("/apis/soma.dev/v1alpha1", "somamemoryrestores"),
+    "SomaMemoryReindex": ("/apis/soma.dev/v1alpha1", "somamemoryreindexes"),
     # the Prometheus Operator's, used only when its CRDs are served (see monitoring.py)
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),

@@ -46,17 +46,31 @@ class InstanceCollector(Collector):
 
     ``migration duration`` and ``last backup age`` are exported only for instances where they
     are known: ``status.migrationSeconds`` (the last migration Job, from its start and
-    completion times) and ``status.lastBackupTime`` (an RFC 3339 time, written by whatever takes
-    the backups; none is taken by this version, so that gauge is absent until one is)."""
+    completion times) and ``status.lastBackupTime`` (an RFC 3339 time, written by each
+    SomaMemoryBackup that succeeds: :mod:`.tasks`; absent until the first one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._status: dict[tuple[str, str], dict[str, Any]] = {}
+        self._retired: set[tuple[str, str]] = set()
 
     def observe(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Remember the status just written (or kept) for an instance."""
+        """Remember the status just written (or kept) for an instance (unless it is retired)."""
         with self._lock:
-            self._status[(namespace, name)] = dict(status)
+            if (namespace, name) not in self._retired:
+                self._status[(namespace, name)] = dict(status)
+
+    def retire(self, namespace: str, name: str) -> None:
+        """Forget an instance whose loop stopped, and ignore what a reconcile still running in
+        its thread observes after that, until :meth:`revive` (its loop starts again)."""
+        with self._lock:
+            self._retired.add((namespace, name))
+            self._status.pop((namespace, name), None)
+
+    def revive(self, namespace: str, name: str) -> None:
+        """An instance's loop started: observe it again."""
+        with self._lock:
+            self._retired.discard((namespace, name))
 
     def forget(self, namespace: str, name: str) -> None:
         """Stop exporting an instance (deleted, or no longer reconciled by this replica)."""

@@ -20,7 +20,7 @@ from .kube import Kube
 from .outcomes import deployed, paused, rollout_facts, stalled
 from .pods import diagnose, matching
 from .spec import SpecError, check_name, normalize
-from .status import Outcome, render_status, rollout, status_changed
+from .status import Outcome, own_part, render_status, rollout, status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ def reconcile(
     new_status = render_status(old_status, outcome, generation)
     metrics.INSTANCES.observe(namespace, name, old_status | new_status)
     if status_changed(old_status, new_status):
-        kube.patch("SomaMemory", namespace, name, {"status": new_status}, subresource="status")
+        kube.patch(
+            "SomaMemory", namespace, name, {"status": own_part(new_status)}, subresource="status"
+        )
         if (old_status.get("phase"), old_status.get("message")) != (outcome.phase, outcome.message):
             stuck = outcome.conditions["Stalled"].status
             record_event(

@@ -99,6 +99,24 @@ def _quantity() -> Schema:
     }
 
 
+def backup_claim_schema() -> Schema:
+    """Where backups are kept: a PersistentVolumeClaim, named or created."""
+    return obj(
+        {
+            "name": _str(253, minLength=1, pattern=_DNS_NAME)
+            | {"description": "The claim; default <instance>-backups."},
+            "size": _quantity()
+            | {
+                "description": "With a size, a missing claim is created (ReadWriteOnce, kept "
+                "when the backups go); without one, the claim must exist."
+            },
+            "storageClassName": _str(253),
+        },
+        default={},
+        description="The PersistentVolumeClaim export files are written to.",
+    )
+
+
 def _quantities() -> Schema:
     return {"type": "object", "additionalProperties": _quantity()}
 
@@ -382,6 +400,13 @@ def spec_schema() -> Schema:
                     "backoffLimit": _int(2, 0, 10),
                     "activeDeadlineSeconds": _int(900, 30, 86400),
                     "ttlSecondsAfterFinished": _int(86400, 0, 604800),
+                    "backupFirst": _bool(False)
+                    | {
+                        "description": "Take a SomaMemoryBackup before each migration of a "
+                        "database that has a schema (into backupClaim); the migration waits "
+                        "for it and does not run if it fails."
+                    },
+                    "backupClaim": backup_claim_schema(),
                 },
                 default={},
             ),

@@ -18,7 +18,12 @@ KEPT_FACTS = (
     "schemaRevision",
     "migrationSeconds",
     "deploymentGeneration",
+    "lastBackupTime",
+    "lastBackup",
 )
+# Kept, but written by the backups (tasks.py), never by the instance's reconcile: its status
+# write leaves them out, so a merge patch cannot put back an older value read before a backup.
+FOREIGN_FACTS = ("lastBackupTime", "lastBackup")
 
 
 def now() -> str:
@@ -91,6 +96,11 @@ def render_status(old: dict[str, Any], outcome: Outcome, generation: int) -> dic
     }
     status["ready"] = f"{status.get('readyReplicas', 0)}/{status.get('desiredReplicas', 0)}"
     return status
+
+
+def own_part(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` less the facts others write (:data:`FOREIGN_FACTS`)."""
+    return {key: value for key, value in status.items() if key not in FOREIGN_FACTS}
 
 
 def status_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

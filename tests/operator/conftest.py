@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import pathlib
 import socket
 import threading
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from somamemory_operator.constants import TASK_KINDS
 from somamemory_operator.kube import Kube, load_configuration
 
 SMEM = "soma.dev/v1alpha1/somamemories"
@@ -95,6 +98,15 @@ def _declare_resources(emulator: kmock.KubernetesEmulator) -> None:
         shortnames={"smem"},
         subresources={"status"},
     )
+    for kind, (plural, short) in TASK_KINDS.items():  # the backup and rebuild kinds
+        emulator.resources[f"soma.dev/v1alpha1/{plural}"] = kmock.ResourceInfo(
+            kind=kind,
+            singular=kind.lower(),
+            namespaced=True,
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+            shortnames={short},
+            subresources={"status"},
+        )
     # kopf's peering object (its CRD ships with the operator chart): HA replicas meet there
     emulator.resources[PEERINGS] = kmock.ResourceInfo(
         kind="ClusterKopfPeering",
@@ -117,10 +129,25 @@ def _write_kubeconfig(url: str, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+class _Emulator(kmock.KubernetesEmulator):
+    """kmock, which stores a created object as sent, plus what an API server stamps on it: a
+    uid, a resourceVersion and a creationTimestamp (kopf patches the objects it handles, with a
+    resourceVersion test, so the objects the operator itself creates need one)."""
+
+    async def _handle(self, request: Any) -> Any:
+        data = request.data
+        if request.action == kmock.action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("resourceVersion", "1")
+            meta.setdefault("creationTimestamp", f"{datetime.datetime.now(datetime.UTC):%FT%TZ}")
+        return await super()._handle(request)
+
+
 @contextlib.asynccontextmanager
 async def _emulated(path: pathlib.Path) -> AsyncIterator[Cluster]:
     """kmock on loopback with the bundled kinds and the SomaMemory CRD's resource."""
-    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
+    async with _Emulator() as emulator, kmock.Server(emulator):
         _declare_resources(emulator)
         _write_kubeconfig(str(emulator.url), path)
         trimmer = asyncio.create_task(_trim_request_log(emulator))

@@ -205,3 +205,42 @@ def test_names_that_cannot_name_a_service_are_refused(name: str) -> None:
 
 def test_the_longest_name_is_admitted() -> None:
     assert _admit(_object(name="m" * 52)) == []
+
+
+def _without_transition_rules(schema: Any) -> Any:
+    """The schema less ``oldSelf`` rules (they need an update to evaluate)."""
+    if isinstance(schema, list):
+        return [_without_transition_rules(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _without_transition_rules(v) for k, v in schema.items()}
+    if "x-kubernetes-validations" in out:
+        out["x-kubernetes-validations"] = [
+            r for r in out["x-kubernetes-validations"] if "oldSelf" not in r["rule"]
+        ]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"instance": "memory", "backup": "monday"}, None),
+        ({"instance": "memory", "file": {"claimName": "c", "path": "a/x.jsonl"}}, None),
+        ({"instance": "memory"}, "name a backup or a file"),
+        (
+            {"instance": "memory", "backup": "b", "file": {"claimName": "c", "path": "x"}},
+            "name a backup or a file",
+        ),
+        ({"instance": "memory", "file": {"claimName": "c", "path": "a/../x"}}, "may not hold .."),
+    ],
+)
+def test_a_restore_names_one_source(spec: dict[str, Any], problem: str | None) -> None:
+    from somamemory_operator.task_crd import restore_spec
+
+    schema = _without_transition_rules(restore_spec())
+    errors = cel_errors(schema, apply_defaults(spec, schema))
+    assert errors == ([] if problem is None else [e for e in errors if problem in e]) and (
+        problem is None or errors
+    )
+    requests = [r["rule"] for r in _rules(restore_spec())]
+    assert "self == oldSelf" in requests  # a request's spec cannot change once made

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from somamemory_operator.crd import crd
+from somamemory_operator.task_crd import task_crds
 from tests.operator.test_operator_manifests import CHART
 from tests.support.k8s import helm_binary, validate_manifests
 
@@ -44,12 +45,17 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return doc
 
 
-def test_the_crd_is_a_template_helm_upgrades_and_keeps_on_uninstall() -> None:
-    rendered = _one(_render(), "CustomResourceDefinition")  # without --include-crds
-    meta = rendered["metadata"]
-    assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    assert rendered["spec"] == crd()["spec"]  # this version's schema, rules and columns
+def test_the_crds_are_templates_helm_upgrades_and_keeps_on_uninstall() -> None:
+    rendered = {  # without --include-crds
+        d["metadata"]["name"]: d for d in _render() if d["kind"] == "CustomResourceDefinition"
+    }
+    expected = {c["metadata"]["name"]: c for c in [crd(), *task_crds()]}
+    assert set(rendered) == set(expected)  # the SomaMemory's and the four backup kinds'
+    for name, doc in rendered.items():
+        meta = doc["metadata"]
+        assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert doc["spec"] == expected[name]["spec"]  # this version's schema, rules and columns
     assert "CustomResourceDefinition" not in {d["kind"] for d in _render("crd.install=false")}
 
 
@@ -117,3 +123,44 @@ def test_operator_metrics_have_a_service_and_an_optional_service_monitor() -> No
     off = _render("metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
     kinds = {d["kind"] for d in off}
     assert not {"Service", "ServiceMonitor"} & kinds
+
+
+def test_the_operator_may_run_backups_restores_and_reindexes() -> None:
+    kinds = ["somamemorybackups", "somamemoryscheduledbackups", "somamemoryrestores"]
+    kinds.append("somamemoryreindexes")
+    for docs, role in ((_render(), "ClusterRole"), (_render("watch.namespaces={a}"), "Role")):
+        rules = _one(docs, role)["rules"]
+
+        def verbs(group: str, resource: str, rules: list[dict[str, Any]] = rules) -> set[str]:
+            return {
+                verb
+                for rule in rules
+                if group in rule["apiGroups"] and resource in rule["resources"]
+                for verb in rule["verbs"]
+            }
+
+        for kind in kinds:
+            # schedules and backupFirst make backups, retention deletes them
+            assert {"watch", "create", "patch", "delete"} <= verbs("soma.dev", kind)
+            assert "patch" in verbs("soma.dev", f"{kind}/status")
+            assert "update" in verbs("soma.dev", f"{kind}/finalizers")  # kopf's, for daemons
+        assert {"create", "delete", "watch"} <= verbs("batch", "jobs")
+        assert {"get", "create"} <= verbs("", "persistentvolumeclaims")  # a backup's claim
+        assert "cronjobs" not in str(rules)  # schedules are the operator's, not CronJobs
+
+
+def test_the_backup_crds_are_valid_and_their_checked_in_copies_current() -> None:
+    from somamemory_operator import codegen
+    from somamemory_operator.crd import task_crds_yaml
+
+    validate_manifests(task_crds())
+    text = task_crds_yaml()
+    assert codegen.TASK_CRD_FILE.read_text() == text, "python -m somamemory_operator.crd --write"
+    assert codegen.CHART_TASK_CRD_TEMPLATE.read_text() == codegen.chart_task_crd_template(text)
+    names = {c["spec"]["names"]["kind"]: c["spec"]["names"]["shortNames"] for c in task_crds()}
+    assert names == {
+        "SomaMemoryBackup": ["smembackup"],
+        "SomaMemoryScheduledBackup": ["smemschedule"],
+        "SomaMemoryRestore": ["smemrestore"],
+        "SomaMemoryReindex": ["smemreindex"],
+    }

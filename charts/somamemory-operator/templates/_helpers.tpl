@@ -46,6 +46,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["soma.dev"]
   resources: ["somamemories/finalizers"]
   verbs: ["update"]
+# backups, restores and reindexes: the operator makes backups (on schedule, before migrations)
+# and deletes them (retention)
+- apiGroups: ["soma.dev"]
+  resources: ["somamemorybackups", "somamemoryscheduledbackups", "somamemoryrestores", "somamemoryreindexes"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["soma.dev"]
+  resources: ["somamemorybackups/status", "somamemoryscheduledbackups/status", "somamemoryrestores/status", "somamemoryreindexes/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["soma.dev"]
+  resources: ["somamemorybackups/finalizers", "somamemoryscheduledbackups/finalizers", "somamemoryrestores/finalizers", "somamemoryreindexes/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
