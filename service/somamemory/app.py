@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import admin, batch, memories, ops, search
+from .api import admin, batch, graph, memories, ops, search, transfer
 from .api.admission import Admission, AdmissionLimits
+from .api.body_limit import BodyLimit
 from .api.errors import install_error_handlers
 from .api.gate import AuthGate
+from .api.mcp import McpEndpoint
 from .errors import StartupError
 from .metrics import Metrics, MetricsMiddleware
 from .runtime import running
@@ -61,20 +63,21 @@ def create_app(settings: Settings) -> FastAPI:
     """A SomaMemory app for these settings; backends open on startup and close on shutdown."""
     token = _token(settings)
     metrics = Metrics()
+    mcp = McpEndpoint(max_request_bytes=settings.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(settings, metrics) as runtime:
             app.state.backends = runtime.backends
             app.state.service = runtime.service
-            yield
+            async with mcp.running():  # stops taking MCP calls before the backends close
+                yield
 
     app = FastAPI(
         title="SomaMemory",
         version=__version__,
         description="Memory service for AI agents: store, read and recall memories.",
         lifespan=lifespan,
-        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.api_token = token
@@ -83,11 +86,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(search.router)  # before /memories/{coord}
     app.include_router(batch.router)
     app.include_router(memories.router)
+    app.include_router(graph.router)
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(transfer.router)  # /export, /import
+    mcp.mount(app)  # /mcp: the same tools for agents, behind the same gate and admission
     # admission sits inside the gate (a refused token never waits) and inside the metrics
     # middleware like the gate, so refused requests are counted too
     app.add_middleware(Admission, limits=_admission_limits(settings), metrics=metrics)
+    # an authenticated request with a body over the limit: 413, before admission
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuthGate, token=token, public_metrics=not settings.metrics_require_auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

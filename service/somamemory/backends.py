@@ -36,6 +36,7 @@ from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
+from .stores.postgres_graph import PostgresGraph
 from .stores.postgres_locks import PostgresLocks
 from .stores.postgres_pool import Pool, connection, create_pool
 from .stores.postgres_tokens import PostgresTokenStore
@@ -230,10 +231,12 @@ async def open_backends(settings: Settings) -> Backends:
     cache: Cache | None
     outbox: Outbox = NoOutbox()
     tokens: TokenStore | None = None
+    graph: PostgresGraph | None = None
     if pool is not None:
         budget = settings.postgres_timeout_seconds
         store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
         tokens = PostgresTokenStore(pool, timeout=budget)
+        graph = PostgresGraph(pool, timeout=budget)
         cache = redis_cache(client, settings) if client is not None else _local_cache(settings)
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:
@@ -255,7 +258,7 @@ async def open_backends(settings: Settings) -> Backends:
         redis_kind = "down" if settings.redis_configured else "in-process"
     uri = settings.effective_milvus_uri
     return Backends(
-        live=LiveStores(store, cache, outbox, mode, postgres_kind, tokens),
+        live=LiveStores(store, cache, outbox, mode, postgres_kind, tokens, graph),
         locks=locks,
         rate_limiter=limiter,
         vectors=vectors,

@@ -208,14 +208,18 @@ def export_cmd(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
-    count = asyncio.run(commands.export(settings, args.file, namespace=args.namespace))
+    count = asyncio.run(
+        commands.export(
+            settings, args.file, namespace=args.namespace, include_deleted=args.include_deleted
+        )
+    )
     print(f"exported {count} memories", file=sys.stderr)
     return 0
 
 
 def import_cmd(args: argparse.Namespace) -> int:
+    from .interchange.fileformat import TransferFileError
     from .transfer import commands
-    from .transfer.fileformat import TransferFileError
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
@@ -279,6 +283,11 @@ def parser() -> argparse.ArgumentParser:
     )
     export_parser.add_argument("file", help="the file to write, or - for stdout")
     export_parser.add_argument("--namespace", help="only this namespace (default: all)")
+    export_parser.add_argument(
+        "--include-deleted",
+        action="store_true",
+        help="also deleted memories whose history is still kept (time travel retention)",
+    )
     export_parser.set_defaults(run=export_cmd)
     import_parser = commands.add_parser(
         "import", help="write the memories of an export file (idempotent, resumable)"

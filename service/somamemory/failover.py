@@ -17,9 +17,10 @@ from .errors import BackendUnavailable
 from .metrics import Metrics
 from .replay import replay_journal
 from .settings import Settings
-from .stores import Cache, KeyValueStore, TokenStore
+from .stores import Cache, GraphStore, KeyValueStore, TokenStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
+from .stores.postgres_graph import PostgresGraph
 from .stores.postgres_pool import Pool, answered, connection, create_pool
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.redis_client import Client
@@ -109,7 +110,9 @@ class PostgresFailover:
             cache = redis_cache(self._redis, self._settings)
             await cache.invalidate_many(sorted(touched))  # entries from before the outage
             outbox = PostgresOutbox(pool, timeout=budget)
-            self._switch(store, cache, outbox, PostgresTokenStore(pool, timeout=budget), "external")
+            tokens = PostgresTokenStore(pool, timeout=budget)
+            graph = PostgresGraph(pool, timeout=budget)
+            self._switch(store, cache, outbox, tokens, "external", graph)
         log.warning("PostgreSQL answers again: journal replayed, back to normal mode")
 
     def _switch(
@@ -119,11 +122,18 @@ class PostgresFailover:
         outbox: Outbox,
         tokens: TokenStore | None,
         postgres: str,
+        graph: GraphStore | None = None,
     ) -> None:
         """The one place the stores change (no await: in one step)."""
         mode = "normal" if postgres != "down" else "redis-only"
         self._live.switch(
-            store=store, cache=cache, outbox=outbox, tokens=tokens, mode=mode, postgres=postgres
+            store=store,
+            cache=cache,
+            outbox=outbox,
+            tokens=tokens,
+            mode=mode,
+            postgres=postgres,
+            graph=graph,
         )
         self._metrics.set_mode(mode, MODES)
         self._metrics.backend_up.labels(backend="postgres").set(postgres != "down")

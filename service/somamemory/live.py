@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .gate import Gate
-from .stores import Cache, KeyValueStore, TokenStore
+from .stores import Cache, GraphStore, KeyValueStore, TokenStore
 from .stores.outbox import Outbox
 
 
@@ -24,6 +24,7 @@ class LiveStores:
     mode: str  # one of backends.MODES
     postgres: str  # external | embedded | down
     tokens: TokenStore | None = None  # minted API tokens; None while PostgreSQL is away
+    graph: GraphStore | None = None  # the memory graph; None without PostgreSQL
     gate: Gate = field(default_factory=Gate)
 
     @property
@@ -39,8 +40,10 @@ class LiveStores:
         tokens: TokenStore | None,
         mode: str,
         postgres: str,
+        graph: GraphStore | None = None,
     ) -> None:
         """Use other stores from now on: all of them in one step (no await, so no reader sees
         half a switch). The caller holds ``gate`` closed."""
         self.store, self.cache, self.outbox, self.tokens = store, cache, outbox, tokens
         self.mode, self.postgres = mode, postgres
+        self.graph = graph

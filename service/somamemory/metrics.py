@@ -81,6 +81,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.memories_expired = Counter(
+            "somamemory_memories_expired",
+            "Expired memories the sweeper deleted.",
+            registry=self.registry,
+        )
+        self.memories_evicted = Counter(
+            "somamemory_memories_evicted",
+            "Memories evicted from a namespace over its cap (SOMA_MAX_MEMORIES).",
+            registry=self.registry,
+        )
+
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_flush_seconds.observe(seconds)

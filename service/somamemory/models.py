@@ -27,6 +27,9 @@ class NewMemory:
     payload: dict[str, Any]
     importance: float
     vector: list[float] | None = None  # the client's own embedding, kept canonically
+    expires_at: datetime | None = None  # None: never expires (README, "Expiry and decay")
+    ttl_seconds: int | None = None  # with refresh_on_read: a read moves expires_at to now + this
+    refresh_on_read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,10 @@ class Memory:
     created_at: datetime
     updated_at: datetime
     vector: list[float] | None = None  # the client's own embedding; not part of the JSON
+    expires_at: datetime | None = None  # None: never expires
+    ttl_seconds: int | None = None  # kept for refresh_on_read (in the JSON only then)
+    refresh_on_read: bool = False
+    accessed_at: datetime | None = None  # last read recorded in the store; not part of the JSON
 
     def to_json(self) -> str:
         """Serialise for a cache and for ``GET /memories/{coord}`` (the same shape)."""
@@ -54,7 +61,11 @@ class Memory:
             "version": self.version,
             "created_at": timestamp(self.created_at),
             "updated_at": timestamp(self.updated_at),
+            "expires_at": timestamp(self.expires_at) if self.expires_at is not None else None,
         }
+        if self.refresh_on_read:
+            data["refresh_on_read"] = True
+            data["ttl_seconds"] = self.ttl_seconds
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -63,7 +74,13 @@ class Memory:
         data = json.loads(text)
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["updated_at"] = datetime.fromisoformat(data["updated_at"])
+        if data.get("expires_at") is not None:
+            data["expires_at"] = datetime.fromisoformat(data["expires_at"])
         return cls(**data)
+
+    def expired(self, now: datetime) -> bool:
+        """Whether it has expired at ``now`` (an expired memory is never answered)."""
+        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True, slots=True)

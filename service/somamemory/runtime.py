@@ -16,7 +16,10 @@ from typing import Any
 from .access import Access
 from .backends import MODES, Backends, open_backends
 from .batching import Batcher
+from .decay import DecayPolicy
+from .expiry import ExpiryPolicy, Sweeper
 from .failover import PostgresFailover
+from .history import HistoryPurge
 from .metrics import Metrics
 from .models import NewMemory
 from .reconciler import Reconciler
@@ -32,6 +35,7 @@ class Runtime:
     backends: Backends
     service: MemoryService
     reconciler: Reconciler
+    sweeper: Sweeper
 
 
 @contextlib.asynccontextmanager
@@ -86,6 +90,27 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             max_top_k=settings.max_top_k,
             rate_limiter=backends.rate_limiter,
             access=Access(backends.live, cache_seconds=settings.token_cache_seconds),
+            expiry=ExpiryPolicy(
+                default_ttl_seconds=settings.default_ttl_seconds,
+                max_ttl_seconds=settings.max_ttl_seconds,
+            ),
+            decay=DecayPolicy(
+                half_life_seconds=settings.decay_half_life_seconds,
+                floor=settings.decay_floor,
+                weight_similarity=settings.rank_weight_similarity,
+                weight_importance=settings.rank_weight_importance,
+                weight_recency=settings.rank_weight_recency,
+                recency_half_life_seconds=settings.recency_half_life_seconds,
+            ),
+            max_memories=settings.max_memories,
+        )
+        sweeper = Sweeper(
+            live=backends.live,
+            vectors=backends.vectors,
+            metrics=metrics,
+            clock=lambda: service.clock(),  # the service's, even when a test swaps it
+            batch_size=settings.sweep_batch_size,
+            max_batches=settings.sweep_max_batches,
         )
         reconciler = Reconciler(
             live=backends.live,
@@ -97,6 +122,9 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             grace_seconds=max(5.0, 4 * settings.milvus_flush_interval_seconds),
         )
         failover = PostgresFailover(settings=settings, backends=backends, metrics=metrics)
+        purge = HistoryPurge(
+            backends.live, retention_seconds=settings.deleted_history_retention_seconds
+        )
         log.info(
             "SomaMemory ready",
             extra={
@@ -109,9 +137,17 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             _background(writes.maintain(settings.milvus_flush_interval_seconds), "vector-flush"),
             _background(reconciler.run_forever(settings.reconcile_interval_seconds), "reconciler"),
             _background(failover.run_forever(settings.backend_check_seconds), "failover"),
+            _background(sweeper.run_forever(settings.sweep_interval_seconds), "expiry-sweeper"),
+            _background(
+                service.reads.run_forever(
+                    lambda: backends.live.store, settings.access_flush_seconds
+                ),
+                "read-log",
+            ),
+            _background(purge.run_forever(), "history-purge"),
         ):
             try:
-                yield Runtime(backends, service, reconciler)
+                yield Runtime(backends, service, reconciler, sweeper)
             finally:
                 if batcher is not None:
                     await batcher.close()

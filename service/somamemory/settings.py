@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .models import Consistency
+from .models import Consistency, MemoryType
 
+DEFAULT_HALF_LIVES: dict[MemoryType, float] = {"episodic": 7 * 86_400.0, "semantic": 90 * 86_400.0}
 _SECRET_FIELDS = frozenset(
     {"api_token", "postgres_url", "redis_password", "milvus_token", "embeddings_api_key"}
 )
@@ -123,7 +124,48 @@ class Settings(BaseSettings):
     batch_flush_ms: float = Field(5, ge=0)
     max_batch_items: int = Field(1000, ge=1, le=100_000)
     reconcile_interval_seconds: float = Field(2.0, gt=0)
+    # Time travel: how long a deleted memory's versions stay readable with ?as_of= before a
+    # background purge removes them (0: at the purge's next pass, within a minute)
+    deleted_history_retention_seconds: float = Field(7 * 86400.0, ge=0)
     backend_check_seconds: float = Field(2.0, gt=0)
+
+    # Expiry and decay (README, "Expiry and decay"). Default TTL by memory type, for every
+    # namespace, of writes that give neither ttl_seconds nor expires_at: {"episodic": 604800}
+    default_ttl_seconds: dict[MemoryType, int] = Field(default_factory=dict)
+    max_ttl_seconds: int = Field(10 * 365 * 86_400, ge=1)  # the longest TTL a write may ask for
+    sweep_interval_seconds: float = Field(30.0, gt=0)
+    sweep_batch_size: int = Field(500, ge=1, le=100_000)  # memories deleted per statement
+    sweep_max_batches: int = Field(20, ge=1)  # per round; the rest waits for the next round
+    # effective importance = max(floor, importance * 0.5 ** (age / half-life)), age from the
+    # last read or write
+    decay_half_life_seconds: dict[MemoryType, float] = Field(
+        default_factory=lambda: dict(DEFAULT_HALF_LIVES)
+    )
+    decay_floor: float = 0.0
+    access_flush_seconds: float = Field(5.0, gt=0)  # reads are recorded in batches this often
+    # rank "blended": w_s * similarity + w_i * effective importance + w_r * recency, with
+    # recency = 0.5 ** (age / recency_half_life)
+    rank_weight_similarity: float = Field(0.7, ge=0)
+    rank_weight_importance: float = Field(0.2, ge=0)
+    rank_weight_recency: float = Field(0.1, ge=0)
+    recency_half_life_seconds: float = Field(86_400.0, gt=0)
+    # per namespace, at most this many live memories (0: no cap); past it the lowest effective
+    # importance is evicted after each write
+    max_memories: int = Field(0, ge=0)
+
+    @field_validator("default_ttl_seconds")
+    @classmethod
+    def _positive_ttls(cls, value: dict[MemoryType, int]) -> dict[MemoryType, int]:
+        if any(seconds <= 0 for seconds in value.values()):
+            raise ValueError("default TTLs must be positive seconds")
+        return value
+
+    @field_validator("decay_half_life_seconds")
+    @classmethod
+    def _every_half_life(cls, value: dict[MemoryType, float]) -> dict[MemoryType, float]:
+        if any(seconds <= 0 for seconds in value.values()):
+            raise ValueError("half-lives must be positive seconds")
+        return {**DEFAULT_HALF_LIVES, **value}
 
     # ----- derived choices -------------------------------------------------------------------
 

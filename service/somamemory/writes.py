@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .coords import normalize_coord
@@ -44,15 +45,29 @@ def prepare(
     vector: Sequence[float] | None,
     max_payload_bytes: int,
     dim: int,
+    expires_at: datetime | None = None,
+    ttl_seconds: int | None = None,
+    refresh_on_read: bool = False,
 ) -> NewMemory:
-    """Validate one write (400/413 on bad input) and normalise its coordinate."""
+    """Validate one write (400/413 on bad input) and normalise its coordinate. The expiry
+    comes resolved (``expiry.ExpiryPolicy.resolve``)."""
     key = normalize_coord(coord)
     validate_payload(payload, max_payload_bytes)
     if not math.isfinite(importance):
         raise InvalidInput("importance must be a finite number")
     if vector is not None:
         vector = check_vector(vector, dim)
-    return NewMemory(namespace, key, memory_type, payload, importance, vector)
+    return NewMemory(
+        namespace,
+        key,
+        memory_type,
+        payload,
+        importance,
+        vector,
+        expires_at=expires_at,
+        ttl_seconds=ttl_seconds,
+        refresh_on_read=refresh_on_read,
+    )
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -198,7 +213,9 @@ class WritePath:
         if cache is None:
             return
         try:
-            if len(memories) == 1:
+            # memories that expire are not cached: the cache could not tell when they expire
+            # by the service's clock, so their reads go to the store (which filters them)
+            if len(memories) == 1 and memories[0].expires_at is None:
                 await cache.set_many(memories)
             else:
                 await cache.invalidate_many([(m.namespace, m.coord) for m in memories])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -135,6 +136,24 @@ def test_a_request_body_over_the_limit_is_refused_before_it_is_read(
         auth = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "limits"}
         response = small.post("/memories", json=body, headers=auth)
         assert response.status_code == 413
+        assert small.get("/memories/1", headers=auth).status_code == 404
+
+        def chunked(data: bytes) -> Iterator[bytes]:  # no Content-Length: counted as it comes
+            for start in range(0, len(data), 1000):
+                yield data[start : start + 1000]
+
+        raw = json.dumps(body).encode()
+        for path, content in [
+            ("/memories", raw),
+            ("/memories", chunked(raw)),
+            ("/memories/batch", chunked(json.dumps({"items": [body]}).encode())),
+            ("/import", chunked(b"x" * 20_000)),
+        ]:
+            refused = small.post(path, content=content, headers=auth)
+            assert refused.status_code == 413, (path, refused.text)
+            assert refused.headers["content-type"] == "application/json"
+            problem = refused.json()
+            assert problem["status"] == 413 and "SOMA_MAX_REQUEST_BYTES" in problem["detail"]
         assert small.get("/memories/1", headers=auth).status_code == 404
 
 

@@ -39,6 +39,32 @@ def _round_trip(client: TestClient) -> None:
     assert gone.status_code == 200 and gone.json()["memories"] == []
 
 
+def _graph_refused(client: TestClient) -> None:
+    """The graph lives in PostgreSQL: without it, each graph call answers 503 saying so."""
+    assert client.get("/health", headers=AUTH).json()["graph_store"] is False
+    calls = [
+        client.post("/graph/link", json={"from_coord": "1", "to_coord": "2"}, headers=AUTH),
+        client.get("/graph/neighbors", params={"coord": "1"}, headers=AUTH),
+        client.get("/graph/path", params={"from_coord": "1", "to_coord": "2"}, headers=AUTH),
+        client.post("/memories/search", json={"query": "tea", "expand": {}}, headers=AUTH),
+    ]
+    for response in calls:
+        assert response.status_code == 503, response.text
+        assert "memory graph lives in PostgreSQL" in response.json()["detail"]
+
+
+def _history_refused(client: TestClient) -> None:
+    """Time travel, export and import run on PostgreSQL: without it, 503 saying so."""
+    client.post("/memories", json={"coord": "3", "payload": {"v": 1}}, headers=AUTH)
+    as_of = client.get("/memories/3", params={"as_of": "2999-01-01T00:00:00Z"}, headers=AUTH)
+    assert as_of.status_code == 503 and "history kept in PostgreSQL" in as_of.json()["detail"]
+    exported = client.get("/export", headers=AUTH)
+    assert exported.status_code == 503 and "export runs on PostgreSQL" in exported.text
+    head = '{"format": "somamemory.export", "version": 1}\n'
+    imported = client.post("/import", content=head, headers=AUTH)
+    assert imported.status_code == 503 and "import runs on PostgreSQL" in imported.text
+
+
 def _metric_line(client: TestClient, prefix: str) -> str:
     return next(
         line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)
@@ -72,6 +98,8 @@ def test_postgres_down_runs_redis_only(
         assert health["backends"]["postgres"]["kind"] == "down"
         assert health["kv_store"] is True  # Redis carries the memories
         _round_trip(client)
+        _graph_refused(client)
+        _history_refused(client)
         assert client.get("/readyz").status_code == 200
     assert "Redis-only mode" in caplog.text
 
@@ -84,6 +112,8 @@ def test_postgres_and_redis_down_run_in_process(make_settings: Callable[..., Set
     with TestClient(create_app(settings)) as client:
         assert client.get("/health", headers=AUTH).json()["mode"] == "in-process"
         _round_trip(client)
+        _graph_refused(client)
+        _history_refused(client)
 
 
 def test_milvus_down_refuses_to_start_with_a_clear_message(

@@ -86,13 +86,17 @@ def test_delete_is_idempotent_and_the_memory_is_gone(
     assert client.get("/memories/3/versions", headers=headers).status_code == 404
 
 
-def test_a_deleted_memory_starts_again_at_version_one(
+def test_a_memory_written_again_after_a_delete_continues_its_versions(
     client: TestClient, headers: dict[str, str]
 ) -> None:
     _store(client, headers, "4", payload={"n": 1})
     _store(client, headers, "4", payload={"n": 2})
     client.delete("/memories/4", headers=headers)
-    assert _store(client, headers, "4", payload={"n": 3})["version"] == 1
+    # the delete kept the history (time travel), so a version number never names two contents
+    assert _store(client, headers, "4", payload={"n": 3})["version"] == 3
+    versions = client.get("/memories/4/versions", headers=headers).json()["versions"]
+    assert [(v["version"], v["payload"]["n"]) for v in versions] == [(1, 1), (2, 2), (3, 3)]
+    assert [v["deleted_at"] is not None for v in versions] == [False, True, False]
 
 
 def test_stats_count_live_memories_and_vectors(

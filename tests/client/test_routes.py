@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from somamemory.client import (
+    BadRequest,
     BatchRejected,
     Forbidden,
     Memory,
@@ -108,10 +109,15 @@ async def test_search_finds_by_text_by_vector_and_within_filters(soma: Client) -
     own[0] = 1.0
     await soma.store("4", {"text": "has its own vector", "topic": "ops"}, vector=own)
 
-    hits = await soma.search("green tea in the morning", top_k=3)
+    hits = await soma.search("green tea in the morning", top_k=3)  # hybrid, the default
     assert all(isinstance(hit, SearchHit) for hit in hits)
-    assert hits[0].coord == "1.0" and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert hits[0].coord == "1.0" and hits[0].similarity == pytest.approx(1.0, abs=1e-3)
+    assert hits[0].ranks == {"vector": 1, "keyword": 1}
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    by_meaning = await soma.search("green tea in the morning", top_k=3, mode="vector")
+    assert by_meaning[0].coord == "1.0" and by_meaning[0].score == pytest.approx(1.0, abs=1e-3)
+    by_words = await soma.search("deployment", top_k=3, mode="keyword")
+    assert [hit.coord for hit in by_words] == ["3.0"] and by_words[0].similarity is None
 
     tea = await soma.search("tea", top_k=10, filters={"topic": "tea"})
     assert {hit.coord for hit in tea} == {"1.0", "2.0"}
@@ -169,3 +175,18 @@ async def test_tokens_are_minted_used_listed_and_revoked(
     await soma.revoke_token(minted.info.id)
     with pytest.raises(Unauthorized):
         await reader.get("1")
+
+
+async def test_a_memory_can_expire_and_search_can_blend_importance(soma: Client) -> None:
+    stored = await soma.store(
+        "7,7", {"text": "a note that lives an hour"}, ttl_seconds=3600, refresh_on_read=True
+    )
+    got = await soma.get("7,7")
+    assert got.expires_at is not None and got.version == stored.version
+    # refreshed by the read itself: an hour from the read, a moment after the write
+    assert 3600 <= (got.expires_at - got.updated_at).total_seconds() < 3700
+    await soma.store("7,8", {"text": "a note that lives an hour, kept"}, importance=1.0)
+    hits = await soma.search("a note that lives an hour", top_k=2, rank="blended")
+    assert {hit.coord for hit in hits} == {"7.0,7.0", "7.0,8.0"}
+    with pytest.raises(BadRequest, match="ttl"):
+        await soma.store("7,9", {"text": "never"}, ttl_seconds=1, expires_at="2030-01-01T00:00:00Z")

@@ -137,5 +137,6 @@ def test_metadata_builds_the_same_tables_as_the_migrations(migrated_database: st
         "pending_vectors",
         "journal_replay",
         "api_tokens",
+        "memory_links",
     }
     assert from_metadata == from_migrations

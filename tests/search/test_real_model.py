@@ -58,7 +58,7 @@ def test_a_paraphrase_ranks_above_unrelated_texts(
         )
         assert response.status_code == 200, response.text
     hits = model_client.post(
-        "/memories/search", json={"query": query, "top_k": 4}, headers=AUTH
+        "/memories/search", json={"query": query, "top_k": 4, "mode": "vector"}, headers=AUTH
     ).json()["memories"]
     assert hits[0]["coord"] == expected
     assert hits[0]["score"] > hits[1]["score"] + 0.1

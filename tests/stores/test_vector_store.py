@@ -14,7 +14,7 @@ from somamemory.embeddings import HashEmbedder
 from somamemory.errors import StartupError
 from somamemory.filters import parse_filter
 from somamemory.models import Memory
-from somamemory.stores.milvus import MilvusVectorStore, milvus_string
+from somamemory.stores.milvus import MilvusVectorStore, milvus_string, vector_id
 
 from ..milvus_server import MilvusLiteServer
 
@@ -100,6 +100,33 @@ async def test_filters_run_inside_milvus_and_top_k_is_filled(store: MilvusVector
     assert sorted(int(float(c)) for c, _ in both) == [3, 9, 15, 21, 27]
     listed = await _search(store, "a", "note", k=30, n=[1, 2, 28])
     assert sorted(int(float(c)) for c, _ in listed) == [1, 2, 28]
+
+
+async def test_typed_filters_and_vectors_written_before_the_times_were_kept(
+    store: MilvusVectorStore,
+) -> None:
+    """Operators run on both Milvus paths; a row as the previous release wrote it (no times in
+    ``fields``) has missing times until it is written again (README, "Filters")."""
+    await _put(
+        store,
+        _memory("a", "1.0", text="one", rank=1, flag=True),
+        _memory("a", "2.0", text="two", rank="1"),
+    )
+    old = {"id": vector_id("a", "3.0"), "namespace": "a", "coord": "3.0", "memory_type": "episodic"}
+    old |= {"version": 1, "importance": 0.0, "fields": {"rank": 3, "flag": {"bool": False}}}
+    old["vector"] = (await embedder.embed(["three"]))[0]
+    await asyncio.to_thread(store._client.insert, store._collection, [old])
+
+    async def found(filters: dict[str, object]) -> set[str]:
+        return {coord for coord, _ in await _search(store, "a", "one", **filters)}
+
+    assert await found({"rank": {"$gte": 1}}) == {"1.0", "3.0"}  # "1" is no number
+    assert await found({"flag": {"$ne": True}}) == {"2.0", "3.0"}
+    assert await found({"$or": [{"rank": "1"}, {"flag": False}]}) == {"2.0", "3.0"}
+    assert await found({"created_at": {"$gte": "2000-01-01"}}) == {"1.0", "2.0"}
+    assert await found({"created_at": {"$not": {"$gte": "2000-01-01"}}}) == {"3.0"}
+    await _put(store, _memory("a", "3.0", text="three", rank=3))  # written again: times kept
+    assert await found({"created_at": {"$gte": "2000-01-01"}}) == {"1.0", "2.0", "3.0"}
 
 
 async def test_a_collection_of_another_dimension_is_a_startup_error(

@@ -13,19 +13,20 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from somamemory.interchange.fileformat import FORMAT_VERSION, TransferFileError
 from somamemory.metrics import Metrics
 from somamemory.models import Memory
 from somamemory.runtime import running
 from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 from somamemory.transfer import commands
-from somamemory.transfer.fileformat import FORMAT_VERSION, TransferFileError
 
 from ..conftest import DIM, create_database, drop_database
 
@@ -87,8 +88,12 @@ async def _fill(settings: Settings) -> None:
         await service.delete_memory("beta", "9")
 
 
-async def _state(settings: Settings) -> dict[tuple[str, str], tuple[Memory, list[Memory]]]:
-    """Every live memory (vector included) with all its versions, straight from PostgreSQL."""
+# (namespace, coord) -> (the live memory or None when deleted, [(version, deleted_at)])
+State = dict[tuple[str, str], tuple[Memory | None, list[tuple[Memory, datetime | None]]]]
+
+
+async def _state(settings: Settings) -> State:
+    """Every memory (vector included) with all its kept versions, straight from PostgreSQL."""
     connection = await asyncpg.connect(settings.postgres_url)
     try:
         await connection.set_type_codec(
@@ -102,17 +107,21 @@ async def _state(settings: Settings) -> dict[tuple[str, str], tuple[Memory, list
         await connection.close()
 
     def memory(row: Any) -> Memory:
-        names = [f.name for f in fields(Memory) if f.name != "vector"]
+        kept = set(row.keys())  # a Record's own "in" looks at its values
+        names = [f.name for f in fields(Memory) if f.name != "vector" and f.name in kept]
         values = {name: row[name] for name in names}
         vector = row.get("vector")
         return Memory(**values, vector=list(vector) if vector is not None else None)
 
-    state: dict[tuple[str, str], tuple[Memory, list[Memory]]] = {
-        (r["namespace"], r["coord"]): (memory(r), []) for r in live
-    }
-    for row in versions:
-        state[(row["namespace"], row["coord"])][1].append(memory(row))
+    state: State = {(r["namespace"], r["coord"]): (memory(r), []) for r in live}
+    for row in versions:  # a deleted memory's kept history has no live row
+        entry = state.setdefault((row["namespace"], row["coord"]), (None, []))
+        entry[1].append((memory(row), row["deleted_at"]))
     return state
+
+
+def _live(state: State) -> State:
+    return {key: entry for key, entry in state.items() if entry[0] is not None}
 
 
 async def _search(settings: Settings, namespace: str, **query: Any) -> list[str]:
@@ -146,11 +155,12 @@ async def test_export_then_import_into_an_empty_instance_gives_identical_memorie
     assert await commands.import_file(target, str(partial)) == (1, 1)
     assert await commands.import_file(target, str(dump)) == (3, 2)
 
-    before, after = await _state(source), await _state(target)
-    assert after.keys() == before.keys()
+    before, after = _live(await _state(source)), await _state(target)
+    assert after.keys() == before.keys()  # the deleted memory was not exported
     for key, (live, versions) in before.items():
         moved_live, moved_versions = after[key]
         assert moved_versions == versions  # version by version, timestamps included
+        assert live is not None and moved_live is not None
         if live.vector is not None:  # float32 both sides; re-normalising may move the last bit
             assert moved_live.vector == pytest.approx(live.vector, rel=1e-6)
         assert replace(moved_live, vector=None) == replace(live, vector=None)
@@ -163,6 +173,14 @@ async def test_export_then_import_into_an_empty_instance_gives_identical_memorie
     # importing the same file again adds nothing
     assert await commands.import_file(target, str(dump)) == (3, 0)
     assert await _state(target) == after
+
+    # asked for, a deleted memory's kept history moves too, and stays deleted
+    with_deleted = tmp_path / "with-deleted.jsonl"
+    assert await commands.export(source, str(with_deleted), include_deleted=True) == 4
+    assert await commands.import_file(target, str(with_deleted)) == (4, 0)
+    gone = (await _state(source))[("beta", "9.0")]
+    assert gone[0] is None and gone[1][-1][1] is not None
+    assert (await _state(target))[("beta", "9.0")] == gone
 
 
 async def test_export_of_one_namespace_holds_only_it(source: Settings, tmp_path: Path) -> None:
@@ -231,7 +249,8 @@ async def test_reindex_restores_vectors_after_the_collection_was_emptied(
         await vectors.delete("beta", ["1.0,2.0"])
         await vectors.flush()
         assert await vectors.count("alpha") == 0
-    assert await _search(settings, "alpha", query="no sugar") == []
+    # the vector list alone (hybrid would find it by its words in PostgreSQL)
+    assert await _search(settings, "alpha", query="no sugar", mode="vector") == []
 
     # a row edited outside the service: reindex embeds what PostgreSQL holds now
     connection = await asyncpg.connect(settings.postgres_url)
@@ -244,7 +263,8 @@ async def test_reindex_restores_vectors_after_the_collection_was_emptied(
         await connection.close()
 
     assert await commands.reindex(settings) == (3, 0)
-    assert sorted(await _search(settings, "alpha", query="no sugar")) == ["1.0,2.0", "3.5"]
+    found = await _search(settings, "alpha", query="no sugar", mode="vector")
+    assert sorted(found) == ["1.0,2.0", "3.5"]
     assert (await _search(settings, "alpha", query="no sugar"))[0] == "1.0,2.0"
     assert (await _search(settings, "alpha", vector=_vector(3)))[0] == "3.5"
     async with running(settings, Metrics()) as runtime:

@@ -155,10 +155,15 @@ def test_failover_treats_a_frozen_postgres_as_down(
         postgres.freeze()
         _wait_until(lambda: mode() == "redis-only", "went Redis-only")
         assert _store(client, "2", "while frozen") == 200  # journaled in Redis
+        link = {"from_coord": "1", "to_coord": "2"}
+        assert client.post("/graph/link", json=link, headers=AUTH).status_code == 503
 
         postgres.thaw()
         _wait_until(lambda: mode() == "normal", "went back to normal")
         assert _store(client, "3", "after the thaw") == 200
+        assert client.post("/graph/link", json=link, headers=AUTH).status_code == 200  # the graph
+        linked = client.get("/graph/neighbors", params={"coord": "1"}, headers=AUTH).json()
+        assert [n["coord"] for n in linked["neighbors"]] == ["2.0"]  # is back, with the replay
         for coord, text in [
             ("1", "before the freeze"),
             ("2", "while frozen"),

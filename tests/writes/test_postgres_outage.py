@@ -193,14 +193,16 @@ def test_writes_survive_a_postgres_outage_and_replay_exactly_once(
     versions = asyncio.run(
         _rows(
             postgres.url,
-            "SELECT coord, array_agg(version ORDER BY version) AS v FROM memory_versions "
+            "SELECT coord, array_agg(version ORDER BY version) AS v, "
+            "bool_or(deleted_at IS NOT NULL) AS deleted FROM memory_versions "
             "WHERE namespace = 'outage' GROUP BY coord",
         )
     )
     by_coord = {row["coord"]: list(row["v"]) for row in versions}
     assert by_coord["1.0"] == [1, 2, 3]  # two before, one replayed: none twice
     assert by_coord["100.0"] == [1, 2]
-    assert "101.0" not in by_coord
+    # the replayed delete keeps 101's history for time travel, marked deleted
+    assert {row["coord"] for row in versions if row["deleted"]} == {"101.0"}
     assert all(v == list(range(1, len(v) + 1)) for v in by_coord.values())
     load = {coord: v for coord, v in by_coord.items() if "," in coord}
     assert {coord for coord in acknowledged if "," in coord} <= set(load)
@@ -288,15 +290,17 @@ def test_postgres_down_at_startup_then_back_replays_each_write_once_with_its_ver
         for coord in coords:  # Redis-only mode gives gap-free versions under concurrency
             assert sorted(acknowledged[coord]) == list(range(1, len(acknowledged[coord]) + 1))
 
-        # written, deleted and written again while PostgreSQL is down: one version after replay
-        for text in ("gone soon", "gone soon, changed"):
-            body = {"coord": "9", "payload": {"text": text}}
+        # written, deleted and written again while PostgreSQL is down: the versions go on after
+        # the delete, as in PostgreSQL, which keeps the deleted history (time travel)
+        gone = [{"text": "gone soon"}, {"text": "gone soon, changed"}]
+        for payload in gone:
+            body = {"coord": "9", "payload": payload}
             client.post("/memories", json=body, headers=STARTUP).raise_for_status()
         assert client.delete("/memories/9", headers=STARTUP).json()["deleted"] is True
         again = {"text": "back again"}
         reborn = client.post("/memories", json={"coord": "9", "payload": again}, headers=STARTUP)
-        assert reborn.json()["version"] == 1
-        acknowledged["9.0"] = {1: again}
+        assert reborn.json()["version"] == 3
+        acknowledged["9.0"] = {1: gone[0], 2: gone[1], 3: again}
 
         # search works in Redis-only mode: vectors in Milvus, memories read from Redis
         for coord in coords:

@@ -270,7 +270,7 @@ def test_concurrent_writes_through_a_redis_outage_lose_nothing(
                 "/memories/search", json={"query": payload["text"], "top_k": 1}, headers=AUTH
             ).json()["memories"]
             assert (hits[0]["coord"], hits[0]["version"]) == (coord, version)
-            assert hits[0]["score"] > 0.999  # the very vector of the last write
+            assert hits[0]["similarity"] > 0.999  # the very vector of the last write
 
 
 def test_a_cache_entry_from_before_the_outage_is_not_served_after_redis_returns(

@@ -50,6 +50,9 @@ async def store_batch(
                 memory_type=item.memory_type,
                 importance=item.importance,
                 vector=item.vector,
+                ttl_seconds=item.ttl_seconds,
+                expires_at=item.expires_at,
+                refresh_on_read=item.refresh_on_read,
             )
         except ValidationError as exc:
             results.append(BatchItemResult(index=index, status=422, detail=_item_error(exc)))

@@ -54,26 +54,37 @@ async def namespace(
     ] = None,
 ) -> str:
     """The caller's namespace: the header, else the configured default."""
-    if x_soma_namespace is None:
-        default: str = request.app.state.settings.namespace
+    default: str = request.app.state.settings.namespace
+    return requested_namespace(x_soma_namespace, default)
+
+
+def requested_namespace(header: str | None, default: str) -> str:
+    """The namespace an ``X-Soma-Namespace`` header value names, else ``default`` (400 if it is
+    malformed). The MCP endpoint reads the same header through here."""
+    if header is None:
         return default
-    if not _NAMESPACE.fullmatch(x_soma_namespace):
+    if not _NAMESPACE.fullmatch(header):
         raise InvalidInput("X-Soma-Namespace must be 1-64 letters, digits, '_', '.' or '-'")
-    return x_soma_namespace
+    return header
 
 
 Requested = Annotated[str, Depends(namespace)]
+
+
+def authorize(caller: Principal, namespace: str, role: Role) -> str:
+    """``namespace`` if ``caller`` may use it with ``role``; 403 otherwise."""
+    if not caller.may(role):
+        raise NotPermitted(f"this token's role is {caller.role!r}; this needs {role!r}")
+    if not caller.covers(namespace):
+        raise NotPermitted(f"this token may not use namespace {namespace!r}")
+    return namespace
 
 
 def _scoped(role: Role) -> Callable[..., Awaitable[str]]:
     async def scoped_namespace(
         caller: Caller, namespace: Annotated[str, Depends(namespace)]
     ) -> str:
-        if not caller.may(role):
-            raise NotPermitted(f"this token's role is {caller.role!r}; this needs {role!r}")
-        if not caller.covers(namespace):
-            raise NotPermitted(f"this token may not use namespace {namespace!r}")
-        return namespace
+        return authorize(caller, namespace, role)
 
     return scoped_namespace
 

@@ -12,10 +12,10 @@ from .schemas import (
     DeleteResponse,
     DeletionReceiptOut,
     DeletionStatusResponse,
-    MemoryOut,
     MemoryResponse,
     StoreRequest,
     StoreResponse,
+    VersionOut,
     VersionsResponse,
 )
 
@@ -34,6 +34,9 @@ async def store_memory(
         memory_type=body.memory_type,
         importance=body.importance,
         vector=body.vector,
+        ttl_seconds=body.ttl_seconds,
+        expires_at=body.expires_at,
+        refresh_on_read=body.refresh_on_read,
     )
     return StoreResponse(
         coord=memory.coord,
@@ -46,8 +49,26 @@ async def store_memory(
 
 
 @router.get("/{coord}", response_model=MemoryResponse, responses=responses(400, 401, 404, 503))
-async def get_memory(coord: str, namespace: ReadNamespace, service: Service) -> Response:
-    """Read the live version of a memory."""
+async def get_memory(
+    coord: str,
+    namespace: ReadNamespace,
+    service: Service,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="An ISO 8601 time with a zone: the version current then (a future time "
+            "reads now). 404 if the memory did not exist yet or had been deleted by then; "
+            "deleted memories are kept for SOMA_DELETED_HISTORY_RETENTION_SECONDS. 503 in a "
+            "mode without PostgreSQL.",
+        ),
+    ] = None,
+) -> Response:
+    """Read the live version of a memory, or with ``as_of`` the one current at that time."""
+    if as_of is not None:
+        memory = await service.memory_as_of(namespace, coord, as_of)
+        return Response(
+            b'{"memory":' + memory.to_json().encode() + b"}", media_type="application/json"
+        )
     memory_json = await service.get_memory_json(namespace, coord)
     return Response(b'{"memory":' + memory_json + b"}", media_type="application/json")
 
@@ -64,12 +85,18 @@ async def memory_versions(
     after: Annotated[int, Query(ge=0, description="Only versions newer than this one.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many versions.")] = 100,
 ) -> VersionsResponse:
-    """The versions of a memory, oldest first, a page at a time (follow ``next_after``)."""
+    """The versions of a live memory, oldest first, a page at a time: ask again with
+    ``?after=<next_after>`` until ``next_after`` is null. A deleted memory answers 404 (its kept
+    history is read with ``GET /memories/{coord}?as_of=``); one written again after a delete
+    lists its earlier life too, ``deleted_at`` on the version the delete ended."""
     key, page, next_after = await service.memory_versions(
         namespace, coord, after=after, limit=limit
     )
+    deleted = await service.version_deletions(namespace, key, page, after)
     return VersionsResponse(
-        coord=key, versions=[MemoryOut.of(memory) for memory in page], next_after=next_after
+        coord=key,
+        versions=[VersionOut.of_version(memory, deleted.get(memory.version)) for memory in page],
+        next_after=next_after,
     )
 
 

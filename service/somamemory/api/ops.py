@@ -73,7 +73,7 @@ async def health(service: Service) -> HealthResponse:
     return HealthResponse(
         kv_store=report.kv_store,
         vector_store=report.vector_store,
-        graph_store=False,
+        graph_store=report.kv_store and service.graph.available,
         cache=report.cache,
         mode=report.mode,
         degraded=report.degraded,

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from ..links import Expansion
 from ..models import Consistency, Memory, MemoryType
 from ..principals import Role
+from ..search_fusion import SearchMode, SearchResult
 
 
 class FieldError(BaseModel):
@@ -39,6 +41,19 @@ class StoreRequest(BaseModel):
     vector: list[float] | None = Field(
         None, description="The memory's own embedding; otherwise the service embeds the payload."
     )
+    ttl_seconds: int | None = Field(
+        None,
+        description="Expire this many seconds after the write (1 to SOMA_MAX_TTL_SECONDS). "
+        "Neither this nor expires_at: the type's default TTL (SOMA_DEFAULT_TTL_SECONDS), if any.",
+    )
+    expires_at: str | None = Field(
+        None,
+        description="Expire at this ISO 8601 time (with a zone), instead of ttl_seconds.",
+        examples=["2026-12-31T23:59:59Z"],
+    )
+    refresh_on_read: bool = Field(
+        False, description="Each read moves the expiry to the read's time plus the TTL."
+    )
 
 
 class StoreResponse(BaseModel):
@@ -59,6 +74,7 @@ class MemoryOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = Field(None, description="When it expires; null: never.")
 
     @classmethod
     def of(cls, memory: Memory) -> MemoryOut:
@@ -71,6 +87,7 @@ class MemoryOut(BaseModel):
             version=memory.version,
             created_at=memory.created_at,
             updated_at=memory.updated_at,
+            expires_at=memory.expires_at,
         )
 
 
@@ -78,11 +95,25 @@ class MemoryResponse(BaseModel):
     memory: MemoryOut
 
 
+class VersionOut(MemoryOut):
+    deleted_at: datetime | None = Field(
+        None,
+        description="Set on the last version of an earlier life: the memory was deleted then "
+        'and written again later (README, "Time travel").',
+    )
+
+    @classmethod
+    def of_version(cls, memory: Memory, deleted_at: datetime | None) -> VersionOut:
+        return cls(**MemoryOut.of(memory).model_dump(), deleted_at=deleted_at)
+
+
 class VersionsResponse(BaseModel):
     coord: str
-    versions: list[MemoryOut] = Field(description="Stored versions, oldest first (one page).")
+    versions: list[VersionOut] = Field(description="Stored versions, oldest first (one page).")
     next_after: int | None = Field(
-        None, description="More versions follow: ask again with ?after=<this>; null at the end."
+        None,
+        description="More versions follow: ask again with ?after=<this> (same limit); null at "
+        "the end.",
     )
 
 
@@ -132,7 +163,7 @@ class EmbedderHealth(BaseModel):
 class HealthResponse(BaseModel):
     kv_store: bool
     vector_store: bool
-    graph_store: bool = Field(description="Always false: the graph API is not part of this build.")
+    graph_store: bool = Field(description="Whether the memory graph (in PostgreSQL) answers.")
     cache: bool
     mode: str
     degraded: bool
@@ -156,6 +187,16 @@ class ProbeResponse(BaseModel):
 
 
 FilterValue = str | bool | int | float
+# A field's value or list, an operator object, or the list of $and / $or; filters.py checks the
+# rest of the language (400 with the path of what is wrong).
+FilterClause = FilterValue | list[FilterValue | dict[str, Any]] | dict[str, Any]
+
+
+class SearchExpand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    link_type: str | None = Field(None, description="Follow only links of this type.")
+    depth: int = Field(1, description="Links to follow from each hit: 1.")
 
 
 class SearchRequest(BaseModel):
@@ -164,11 +205,23 @@ class SearchRequest(BaseModel):
     query: str | None = Field(None, max_length=8192, description="Text to search by meaning.")
     vector: list[float] | None = Field(None, description="Search by this vector instead.")
     top_k: int = Field(10, ge=1, le=16384, description="How many; at most SOMA_MAX_TOP_K.")
-    filters: dict[str, FilterValue | list[FilterValue]] | None = Field(
+    filters: dict[str, FilterClause] | None = Field(
         None,
-        description="Equality (a value) or membership (a list) on memory_type and on top-level "
-        "payload fields, all of which must hold.",
-        examples=[{"topic": "tea", "memory_type": ["semantic"]}],
+        description="Which memories may be answered; every key must hold. A key is a field "
+        "(memory_type, importance, version, created_at, updated_at, else a top-level payload "
+        "field) or $and / $or (a list of filter objects) or $not (a filter object). A field takes "
+        "a value (equality), a list (membership) or an operator object: $eq $ne $gt $gte $lt $lte "
+        "(a value), $in $nin (a list), $exists (a boolean), $not (an operator object). Times are "
+        "ISO 8601. A missing field satisfies no comparison; $ne, $nin and $not match it. An "
+        "unknown operator or a value of the wrong type: 400 naming its path.",
+        examples=[
+            {"topic": "tea", "memory_type": ["semantic"]},
+            {
+                "$or": [{"importance": {"$gte": 0.8}}, {"pinned": True}],
+                "created_at": {"$gte": "2026-01-01T00:00:00Z"},
+                "status": {"$nin": ["done", "dropped"]},
+            },
+        ],
     )
     memory_type: MemoryType | list[MemoryType] | None = None
     consistency: Consistency | None = Field(
@@ -177,6 +230,33 @@ class SearchRequest(BaseModel):
         "any replica), 'session' (this replica's writes; the default, SOMA_MILVUS_CONSISTENCY), "
         "'bounded' (seconds behind), 'eventually'.",
     )
+    mode: str | None = Field(
+        None,
+        max_length=16,
+        description="'hybrid' (the default with a query text): meaning and keywords fused by "
+        "reciprocal rank; 'vector': by meaning alone (the default with a vector only); "
+        "'keyword': full text over the payload's strings, in PostgreSQL. Anything else: 400.",
+        examples=["hybrid"],
+    )
+    rank: str | None = Field(
+        None,
+        max_length=16,
+        description="'similarity' (the default): the mode's order; 'blended': re-ranked by "
+        "w_s * similarity + w_i * effective importance + w_r * recency (README, 'Expiry and "
+        "decay'), the score then being that sum.",
+        examples=["blended"],
+    )
+    expand: SearchExpand | None = Field(
+        None,
+        description="Add the memories one link out of the hits (after them, marked with "
+        "'via'; at most as many as the hits; filters do not apply to them).",
+    )
+
+
+class SearchVia(BaseModel):
+    coord: str
+    link_type: str
+    strength: float
 
 
 class SearchHit(BaseModel):
@@ -185,16 +265,65 @@ class SearchHit(BaseModel):
     memory_type: MemoryType
     importance: float
     version: int
-    score: float = Field(description="Cosine similarity to the query; higher is closer.")
+    score: float = Field(
+        description="Higher is better. vector: cosine similarity to the query; keyword: the summed "
+        "rarity (BM25 idf) of the query terms the memory holds; hybrid: the reciprocal rank "
+        "fusion sum(1 / (60 + rank)) over the lists the memory is in."
+    )
+    ranks: dict[str, int | None] | None = Field(
+        None,
+        description="The memory's rank (from 1) in the vector and in the keyword list, null "
+        "where it is not in that list; absent on expansions.",
+        examples=[{"vector": 3, "keyword": 1}],
+    )
+    similarity: float | None = Field(
+        None,
+        description="Cosine similarity to the query where the memory is in the vector list (the "
+        "score of vector mode, in every mode), else null.",
+    )
+    via: SearchVia | None = Field(
+        default=None,
+        description="Only on expansions: the hit this memory is linked from (its score is "
+        "that hit's).",
+    )
 
 
 class SearchResponse(BaseModel):
     memories: list[SearchHit]
+    mode: SearchMode | None = Field(
+        None,
+        description="The mode that answered: as asked, or 'vector' for a hybrid search while "
+        "PostgreSQL is not in use (Redis-only and in-process modes).",
+    )
 
     @classmethod
-    def of(cls, hits: list[tuple[Memory, float]]) -> SearchResponse:
-        return cls(
-            memories=[
+    def of(
+        cls,
+        hits: list[tuple[Memory, float]],
+        expansions: list[tuple[Memory, Expansion, float]] | None = None,
+        *,
+        ranked: SearchResult | None = None,
+    ) -> SearchResponse:
+        """The answer to a search: its hits (from ``ranked`` when given, with their ranks)."""
+        extra: list[tuple[dict[str, int | None] | None, float | None]] = [(None, None)] * len(hits)
+        if ranked is not None:
+            extra = [(hit.ranks, hit.similarity) for hit in ranked.hits]
+        found = [
+            SearchHit(
+                coord=memory.coord,
+                payload=memory.payload,
+                memory_type=memory.memory_type,
+                importance=memory.importance,
+                version=memory.version,
+                score=score,
+                ranks=hit_ranks,
+                similarity=similarity,
+            )
+            for (memory, score), (hit_ranks, similarity) in zip(hits, extra, strict=True)
+        ]
+        for memory, hop, score in expansions or []:
+            via = SearchVia(coord=hop.via, link_type=hop.link_type, strength=hop.strength)
+            found.append(
                 SearchHit(
                     coord=memory.coord,
                     payload=memory.payload,
@@ -202,10 +331,12 @@ class SearchResponse(BaseModel):
                     importance=memory.importance,
                     version=memory.version,
                     score=score,
+                    ranks=None,
+                    similarity=None,
+                    via=via,
                 )
-                for memory, score in hits
-            ]
-        )
+            )
+        return cls(memories=found, mode=ranked.mode if ranked is not None else None)
 
 
 class BatchRequest(BaseModel):

@@ -40,6 +40,7 @@ from ._models import (
     Memory,
     MemoryType,
     MintedToken,
+    Neighbor,
     Neighbors,
     SearchHit,
     Stats,
@@ -47,6 +48,7 @@ from ._models import (
     TokenInfo,
     UnlinkResult,
     VersionsPage,
+    Via,
 )
 from ._retry import NO_RETRY, RetryPolicy, parse_retry_after
 from ._sync import SomaClient
@@ -72,6 +74,7 @@ __all__ = [
     "MemoryItem",
     "MemoryType",
     "MintedToken",
+    "Neighbor",
     "Neighbors",
     "NotFound",
     "PayloadTooLarge",
@@ -89,5 +92,6 @@ __all__ = [
     "UnexpectedResponse",
     "UnlinkResult",
     "VersionsPage",
+    "Via",
     "parse_retry_after",
 ]

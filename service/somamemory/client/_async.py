@@ -113,9 +113,13 @@ class AsyncSomaClient:
         memory_type: MemoryType | None = None,
         importance: float | None = None,
         vector: Sequence[float] | None = None,
+        ttl_seconds: int | None = None,
+        expires_at: datetime | str | None = None,
+        refresh_on_read: bool = False,
     ) -> StoreResult:
         """Store a memory (an upsert); see :meth:`SomaClient.store`."""
-        return await self._run(calls.store(coord, payload, memory_type, importance, vector))
+        expiry = calls.Expiry(ttl_seconds, expires_at, refresh_on_read)
+        return await self._run(calls.store(coord, payload, memory_type, importance, vector, expiry))
 
     async def store_batch(
         self, items: Iterable[MemoryItem | Mapping[str, Any]], *, atomic: bool = False
@@ -153,10 +157,23 @@ class AsyncSomaClient:
         filters: Mapping[str, Any] | None = None,
         memory_type: MemoryType | Sequence[MemoryType] | None = None,
         consistency: Literal["strong", "session", "bounded", "eventually"] | None = None,
+        expand: Mapping[str, Any] | None = None,
+        mode: Literal["vector", "keyword", "hybrid"] | None = None,
+        rank: Literal["similarity", "blended"] | None = None,
     ) -> list[SearchHit]:
         """The memories nearest to ``query`` (or ``vector``); see :meth:`SomaClient.search`."""
         return await self._run(
-            calls.search(query, vector, top_k, filters, memory_type, consistency)
+            calls.search(
+                query,
+                vector,
+                top_k,
+                filters,
+                memory_type,
+                consistency,
+                expand=expand,
+                mode=mode,
+                rank=rank,
+            )
         )
 
     # operations
@@ -198,7 +215,8 @@ class AsyncSomaClient:
         """``/readyz``: True when the canonical and vector stores answer, False when not."""
         return await self._run(calls.ready())
 
-    # graph: needs a server with the graph API (today's answers 404 NotFound)
+    # graph: links between memories of the namespace (503 Unavailable while the server runs
+    # without PostgreSQL)
 
     async def link(
         self,
@@ -209,13 +227,14 @@ class AsyncSomaClient:
         strength: float | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> LinkResult:
-        """Link two memories with a typed link. Needs a server with the graph API."""
+        """Link two memories with a typed link (:class:`NotFound` if either is missing); linking
+        again with the same type updates its strength and metadata."""
         return await self._run(calls.link(from_coord, to_coord, link_type, strength, metadata))
 
     async def unlink(
         self, from_coord: Coord, to_coord: Coord, link_type: str | None = None
     ) -> UnlinkResult:
-        """Remove the link(s) from one memory to another. Needs a server with the graph API."""
+        """Remove the link of ``link_type`` from one memory to another (every type: None)."""
         return await self._run(calls.unlink(from_coord, to_coord, link_type))
 
     async def neighbors(
@@ -225,9 +244,11 @@ class AsyncSomaClient:
         k_hop: int | None = None,
         link_type: str | None = None,
         limit: int | None = None,
+        direction: Literal["out", "in", "both"] | None = None,
     ) -> Neighbors:
-        """The memories within ``k_hop`` links of ``coord``. Needs a server with the graph API."""
-        return await self._run(calls.neighbors(coord, k_hop, link_type, limit))
+        """The nearest ``limit`` memories within ``k_hop`` links of ``coord``, following links
+        forward (``direction="out"``, the server's default), backward or both ways."""
+        return await self._run(calls.neighbors(coord, k_hop, link_type, limit, direction))
 
     async def path(
         self,
@@ -236,6 +257,7 @@ class AsyncSomaClient:
         *,
         max_length: int | None = None,
         link_type: str | None = None,
+        direction: Literal["out", "in", "both"] | None = None,
     ) -> GraphPath:
-        """The shortest chain of links between two memories. Needs a server with the graph API."""
-        return await self._run(calls.path(from_coord, to_coord, max_length, link_type))
+        """A shortest chain of links between two memories (``found=False`` if none)."""
+        return await self._run(calls.path(from_coord, to_coord, max_length, link_type, direction))

@@ -87,15 +87,38 @@ def _params(**values: str | int | float | None) -> Params:
     return {name: value for name, value in values.items() if value is not None}
 
 
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """When a stored memory expires: after ``ttl_seconds`` or at ``expires_at`` (not both)."""
+
+    ttl_seconds: int | None = None
+    expires_at: datetime | str | None = None
+    refresh_on_read: bool = False
+
+    def body(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.ttl_seconds is not None:
+            fields["ttl_seconds"] = self.ttl_seconds
+        if self.expires_at is not None:
+            at = self.expires_at
+            fields["expires_at"] = at.isoformat() if isinstance(at, datetime) else at
+        if self.refresh_on_read:
+            fields["refresh_on_read"] = True
+        return fields
+
+
 def _memory_body(
     coord: Coord,
     payload: Mapping[str, Any],
     memory_type: MemoryType | None,
     importance: float | None,
     vector: Sequence[float] | None,
+    expiry: Expiry | None = None,
 ) -> dict[str, Any]:
     """Only what the caller gave: the server's defaults apply to the rest."""
     body: dict[str, Any] = {"coord": coord_text(coord), "payload": dict(payload)}
+    if expiry is not None:
+        body.update(expiry.body())
     if memory_type is not None:
         body["memory_type"] = memory_type
     if importance is not None:
@@ -111,8 +134,9 @@ def store(
     memory_type: MemoryType | None = None,
     importance: float | None = None,
     vector: Sequence[float] | None = None,
+    expiry: Expiry | None = None,
 ) -> Call[StoreResult]:
-    body = _memory_body(coord, payload, memory_type, importance, vector)
+    body = _memory_body(coord, payload, memory_type, importance, vector, expiry)
     return Call("POST", "/memories", StoreResult.from_json, body=body)
 
 
@@ -175,8 +199,17 @@ def search(
     filters: Mapping[str, Any] | None,
     memory_type: MemoryType | Sequence[MemoryType] | None,
     consistency: str | None = None,
+    expand: Mapping[str, Any] | None = None,
+    mode: str | None = None,
+    rank: str | None = None,
 ) -> Call[list[SearchHit]]:
     body: dict[str, Any] = {"top_k": top_k}
+    if mode is not None:
+        body["mode"] = mode
+    if rank is not None:
+        body["rank"] = rank
+    if expand is not None:
+        body["expand"] = dict(expand)
     if consistency is not None:
         body["consistency"] = consistency
     if query is not None:
@@ -259,20 +292,35 @@ def unlink(from_coord: Coord, to_coord: Coord, link_type: str | None) -> Call[Un
 
 
 def neighbors(
-    coord: Coord, k_hop: int | None, link_type: str | None, limit: int | None
+    coord: Coord,
+    k_hop: int | None,
+    link_type: str | None,
+    limit: int | None,
+    direction: str | None = None,
 ) -> Call[Neighbors]:
-    params = _params(coord=coord_text(coord), k_hop=k_hop, link_type=link_type, limit=limit)
+    params = _params(
+        coord=coord_text(coord),
+        k_hop=k_hop,
+        link_type=link_type,
+        limit=limit,
+        direction=direction,
+    )
     return Call("GET", "/graph/neighbors", Neighbors.from_json, params=params)
 
 
 def path(
-    from_coord: Coord, to_coord: Coord, max_length: int | None, link_type: str | None
+    from_coord: Coord,
+    to_coord: Coord,
+    max_length: int | None,
+    link_type: str | None,
+    direction: str | None = None,
 ) -> Call[GraphPath]:
     params = _params(
         from_coord=coord_text(from_coord),
         to_coord=coord_text(to_coord),
         max_length=max_length,
         link_type=link_type,
+        direction=direction,
     )
     return Call("GET", "/graph/path", GraphPath.from_json, params=params)
 

@@ -46,7 +46,7 @@ class StoreResult:
 
 @dataclass(frozen=True, slots=True)
 class Memory:
-    """One version of a stored memory."""
+    """One version of a stored memory; ``expires_at`` is None for a memory that never expires."""
 
     namespace: str
     coord: str
@@ -56,6 +56,7 @@ class Memory:
     version: int
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> Memory:
@@ -68,6 +69,7 @@ class Memory:
             version=int(data["version"]),
             created_at=datetime.fromisoformat(data["created_at"]),
             updated_at=datetime.fromisoformat(data["updated_at"]),
+            expires_at=_when(data.get("expires_at")),
         )
 
 
@@ -146,8 +148,29 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Via:
+    """How a search expansion was reached: over a link from one of the hits."""
+
+    coord: str
+    link_type: str
+    strength: float
+
+    @classmethod
+    def from_json(cls, data: Json) -> Via:
+        return cls(
+            coord=data["coord"], link_type=data["link_type"], strength=float(data["strength"])
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A memory found by a search; ``score`` is the cosine similarity (higher is closer)."""
+    """A memory found by a search, best first.
+
+    ``score`` orders the answer (higher is better): the cosine similarity in vector mode, the
+    fused score in hybrid mode (README, "Hybrid search"). ``similarity`` is the cosine
+    similarity in every mode (None when the memory came from the keyword list alone);
+    ``ranks`` its rank in each list (``{"vector": 3, "keyword": 1}``). ``via`` is set on
+    expansions only (``expand=``): the hit it is linked from, whose score it carries."""
 
     coord: str
     payload: Json
@@ -155,9 +178,13 @@ class SearchHit:
     importance: float
     version: int
     score: float
+    via: Via | None = None
+    similarity: float | None = None
+    ranks: dict[str, int | None] | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> SearchHit:
+        via = data.get("via")
         return cls(
             coord=data["coord"],
             payload=data["payload"],
@@ -165,6 +192,9 @@ class SearchHit:
             importance=float(data.get("importance", 0.0)),
             version=int(data.get("version", 0)),
             score=float(data["score"]),
+            via=Via.from_json(via) if via is not None else None,
+            similarity=float(data["similarity"]) if data.get("similarity") is not None else None,
+            ranks=data.get("ranks"),
         )
 
 
@@ -238,31 +268,39 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class LinkResult:
-    """A link between two memories (needs a server with the graph API)."""
+    """A link between two memories; ``created`` is False when an existing link of that type
+    was updated (None from a server that does not say)."""
 
     from_coord: str
     to_coord: str
     link_type: str
     ok: bool
+    strength: float | None = None
+    created: bool | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> LinkResult:
+        strength, created = data.get("strength"), data.get("created")
         return cls(
             from_coord=data["from_coord"],
             to_coord=data["to_coord"],
             link_type=data["link_type"],
             ok=bool(data["ok"]),
+            strength=float(strength) if strength is not None else None,
+            created=bool(created) if created is not None else None,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class UnlinkResult:
-    """A removed link; ``deleted`` is False when there was none (needs the graph API)."""
+    """A removed link; ``deleted`` is False when there was none; ``link_type`` None: every
+    type between the two memories."""
 
     from_coord: str
     to_coord: str
     link_type: str | None
     deleted: bool
+    removed: int | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> UnlinkResult:
@@ -271,30 +309,63 @@ class UnlinkResult:
             to_coord=data["to_coord"],
             link_type=data.get("link_type"),
             deleted=bool(data.get("deleted", data.get("ok", False))),
+            removed=_optional_int(data.get("removed")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    """A memory ``hops`` links away, reached from ``via`` over a link of ``link_type``."""
+
+    coord: str
+    hops: int
+    via: str | None
+    link_type: str | None
+    strength: float | None
+    metadata: Json
+
+    @classmethod
+    def from_json(cls, data: Json) -> Neighbor:
+        strength = data.get("strength")
+        return cls(
+            coord=data["coord"],
+            hops=int(data.get("hops", 1)),
+            via=data.get("via"),
+            link_type=data.get("link_type"),
+            strength=float(strength) if strength is not None else None,
+            metadata=dict(data.get("metadata") or {}),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Neighbors:
-    """The memories linked to ``coord`` within k hops (needs a server with the graph API)."""
+    """The memories within k links of ``coord``, nearest first, then strongest link."""
 
     coord: str
-    neighbors: list[Json]
+    neighbors: list[Neighbor]
 
     @classmethod
     def from_json(cls, data: Json) -> Neighbors:
-        return cls(coord=data["coord"], neighbors=list(data["neighbors"]))
+        return cls(
+            coord=data["coord"], neighbors=[Neighbor.from_json(n) for n in data["neighbors"]]
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class GraphPath:
-    """The shortest path between two memories, if ``found`` (needs the graph API)."""
+    """A shortest path between two memories (by links), if ``found``.
+
+    ``path`` runs from ``from_coord`` to ``to_coord``; ``link_types[i]`` is the type of the
+    link between ``path[i]`` and ``path[i + 1]``. ``exhausted``: none was found before the
+    server's visit budget ran out (a longer one may exist)."""
 
     from_coord: str
     to_coord: str
     path: list[str]
     link_types: list[str]
     found: bool
+    hops: int | None = None
+    exhausted: bool = False
 
     @classmethod
     def from_json(cls, data: Json) -> GraphPath:
@@ -304,6 +375,8 @@ class GraphPath:
             path=[str(step) for step in data["path"]],
             link_types=[str(kind) for kind in data["link_types"]],
             found=bool(data["found"]),
+            hops=_optional_int(data.get("hops")),
+            exhausted=bool(data.get("exhausted", False)),
         )
 
 

@@ -116,9 +116,17 @@ class SomaClient:
         memory_type: MemoryType | None = None,
         importance: float | None = None,
         vector: Sequence[float] | None = None,
+        ttl_seconds: int | None = None,
+        expires_at: datetime | str | None = None,
+        refresh_on_read: bool = False,
     ) -> StoreResult:
-        """Store a memory (an upsert: the version increments); answers once it is durable."""
-        return self._run(calls.store(coord, payload, memory_type, importance, vector))
+        """Store a memory (an upsert: the version increments); answers once it is durable.
+
+        ``ttl_seconds`` or ``expires_at``: the memory expires then (never answered after);
+        ``refresh_on_read``: each read restarts its TTL.
+        """
+        expiry = calls.Expiry(ttl_seconds, expires_at, refresh_on_read)
+        return self._run(calls.store(coord, payload, memory_type, importance, vector, expiry))
 
     def store_batch(
         self, items: Iterable[MemoryItem | Mapping[str, Any]], *, atomic: bool = False
@@ -163,14 +171,37 @@ class SomaClient:
         filters: Mapping[str, Any] | None = None,
         memory_type: MemoryType | Sequence[MemoryType] | None = None,
         consistency: Literal["strong", "session", "bounded", "eventually"] | None = None,
+        expand: Mapping[str, Any] | None = None,
+        mode: Literal["vector", "keyword", "hybrid"] | None = None,
+        rank: Literal["similarity", "blended"] | None = None,
     ) -> list[SearchHit]:
-        """The memories nearest to ``query`` text (or ``vector``), best first.
+        """The memories that best match ``query`` text (or ``vector``), best first.
 
-        ``filters``: equality (a value) or membership (a list) on ``memory_type`` and top-level
-        payload fields, all of which must hold. ``consistency``: how fresh the vector index
-        must be (the server's default: this replica's own writes).
+        ``mode``: ``"hybrid"`` (the server's default for text: meaning and exact words fused),
+        ``"vector"`` (meaning only) or ``"keyword"`` (PostgreSQL full text only). ``rank``:
+        ``"similarity"`` (the mode's order) or ``"blended"`` (with importance and recency,
+        README "Expiry and decay").
+
+        ``filters``: the typed filter language (README, "Filters"): a value (equality), a list
+        (membership) or an operator object (``{"$gte": 0.5}``) per field, ``$and``/``$or``/``$not``
+        to combine; all keys must hold. ``consistency``: how fresh the vector index
+        must be (the server's default: this replica's own writes). ``expand``:
+        ``{"link_type": ..., "depth": 1}`` (``{}``: every type) adds the memories one link out
+        of the hits, after them, each with ``via`` set.
         """
-        return self._run(calls.search(query, vector, top_k, filters, memory_type, consistency))
+        return self._run(
+            calls.search(
+                query,
+                vector,
+                top_k,
+                filters,
+                memory_type,
+                consistency,
+                expand=expand,
+                mode=mode,
+                rank=rank,
+            )
+        )
 
     # operations
 
@@ -214,7 +245,8 @@ class SomaClient:
         """
         return self._run(calls.ready())
 
-    # graph: needs a server with the graph API (today's answers 404 NotFound)
+    # graph: links between memories of the namespace (503 Unavailable while the server runs
+    # without PostgreSQL)
 
     def link(
         self,
@@ -225,13 +257,14 @@ class SomaClient:
         strength: float | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> LinkResult:
-        """Link two memories with a typed link. Needs a server with the graph API."""
+        """Link two memories with a typed link (:class:`NotFound` if either is missing); linking
+        again with the same type updates its strength and metadata."""
         return self._run(calls.link(from_coord, to_coord, link_type, strength, metadata))
 
     def unlink(
         self, from_coord: Coord, to_coord: Coord, link_type: str | None = None
     ) -> UnlinkResult:
-        """Remove the link(s) from one memory to another. Needs a server with the graph API."""
+        """Remove the link of ``link_type`` from one memory to another (every type: None)."""
         return self._run(calls.unlink(from_coord, to_coord, link_type))
 
     def neighbors(
@@ -241,9 +274,11 @@ class SomaClient:
         k_hop: int | None = None,
         link_type: str | None = None,
         limit: int | None = None,
+        direction: Literal["out", "in", "both"] | None = None,
     ) -> Neighbors:
-        """The memories within ``k_hop`` links of ``coord``. Needs a server with the graph API."""
-        return self._run(calls.neighbors(coord, k_hop, link_type, limit))
+        """The nearest ``limit`` memories within ``k_hop`` links of ``coord``, following links
+        forward (``direction="out"``, the server's default), backward or both ways."""
+        return self._run(calls.neighbors(coord, k_hop, link_type, limit, direction))
 
     def path(
         self,
@@ -252,6 +287,7 @@ class SomaClient:
         *,
         max_length: int | None = None,
         link_type: str | None = None,
+        direction: Literal["out", "in", "both"] | None = None,
     ) -> GraphPath:
-        """The shortest chain of links between two memories. Needs a server with the graph API."""
-        return self._run(calls.path(from_coord, to_coord, max_length, link_type))
+        """A shortest chain of links between two memories (``found=False`` if none)."""
+        return self._run(calls.path(from_coord, to_coord, max_length, link_type, direction))

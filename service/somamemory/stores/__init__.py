@@ -3,6 +3,7 @@
 from .protocols import (
     Cache,
     CacheLookup,
+    GraphStore,
     KeyValueStore,
     Locks,
     RateLimiter,
@@ -13,6 +14,7 @@ from .protocols import (
 __all__ = [
     "Cache",
     "CacheLookup",
+    "GraphStore",
     "KeyValueStore",
     "Locks",
     "RateLimiter",

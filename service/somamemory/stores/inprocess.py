@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from weakref import WeakValueDictionary
 
 from ..models import Memory, NewMemory, TypeCounts
@@ -50,6 +50,9 @@ class InProcessStore:
                 version=len(history) + 1,
                 created_at=history[0].created_at if history else now,
                 updated_at=now,
+                expires_at=memory.expires_at,
+                ttl_seconds=memory.ttl_seconds,
+                refresh_on_read=memory.refresh_on_read,
             )
             history.append(stored)
             return stored
@@ -57,26 +60,65 @@ class InProcessStore:
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         return [await self.put(memory) for memory in memories]
 
-    async def get(self, namespace: str, coord: str) -> Memory | None:
-        history = self._versions.get((namespace, coord))
-        return history[-1] if history else None
+    def _live(self, key: tuple[str, str], now: datetime | None) -> Memory | None:
+        history = self._versions.get(key)
+        if not history or history[-1].expired(now or datetime.now(UTC)):
+            return None
+        return history[-1]
 
-    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
-        found = {coord: self._versions.get((namespace, coord)) for coord in coords}
-        return {coord: history[-1] for coord, history in found.items() if history}
+    async def get(
+        self, namespace: str, coord: str, *, now: datetime | None = None
+    ) -> Memory | None:
+        return self._live((namespace, coord), now)
+
+    async def get_many(
+        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+    ) -> dict[str, Memory]:
+        found = {coord: self._live((namespace, coord), now) for coord in coords}
+        return {coord: memory for coord, memory in found.items() if memory is not None}
 
     async def versions(
-        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+        self,
+        namespace: str,
+        coord: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: datetime | None = None,
     ) -> list[Memory]:
+        if self._live((namespace, coord), now) is None:
+            return []
         newer = [m for m in self._versions.get((namespace, coord), []) if m.version > after]
         return newer if limit is None else newer[:limit]
+
+    async def sweep_expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Drop at most ``limit`` memories expired at ``now`` (their vectors: the caller's)."""
+        async with self._lock:
+            due = [key for key, h in self._versions.items() if h and h[-1].expired(now)][:limit]
+            for key in due:
+                del self._versions[key]
+            return due
+
+    async def refresh_expiry(self, namespace: str, coord: str, now: datetime) -> datetime | None:
+        async with self._lock:
+            memory = self._live((namespace, coord), now)
+            if memory is None or not memory.refresh_on_read or memory.ttl_seconds is None:
+                return None
+            moved = now + timedelta(seconds=memory.ttl_seconds)
+            self._versions[(namespace, coord)][-1] = dataclasses.replace(memory, expires_at=moved)
+            return moved
 
     async def delete(self, namespace: str, coord: str) -> bool:
         async with self._lock:
             return self._versions.pop((namespace, coord), None) is not None
 
-    async def counts(self, namespace: str) -> TypeCounts:
-        live = [h[-1] for (ns, _), h in self._versions.items() if ns == namespace and h]
+    async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
+        moment = now or datetime.now(UTC)
+        live = [
+            h[-1]
+            for (ns, _), h in self._versions.items()
+            if ns == namespace and h and not h[-1].expired(moment)
+        ]
         return TypeCounts(
             episodic=sum(m.memory_type == "episodic" for m in live),
             semantic=sum(m.memory_type == "semantic" for m in live),

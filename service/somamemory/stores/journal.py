@@ -7,6 +7,7 @@ is trimmed up to what PostgreSQL recorded as applied.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,6 +30,9 @@ def encode_put(memory: NewMemory, told: int) -> dict[str, str]:
         "payload": json.dumps(memory.payload, separators=(",", ":")),
         "importance": repr(memory.importance),
         "vector": json.dumps(memory.vector) if memory.vector is not None else "",
+        "expires_at": memory.expires_at.isoformat() if memory.expires_at is not None else "",
+        "ttl_seconds": str(memory.ttl_seconds) if memory.ttl_seconds is not None else "",
+        "refresh_on_read": "1" if memory.refresh_on_read else "",
     }
 
 
@@ -49,6 +53,9 @@ def _decode(entry_id: Any, fields: Any) -> JournalEntry:
         payload=json.loads(data["payload"]) if "payload" in data else {},
         importance=float(data.get("importance", "0")),
         vector=json.loads(data["vector"]) if data.get("vector") else None,
+        expires_at=datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None,
+        ttl_seconds=int(data["ttl_seconds"]) if data.get("ttl_seconds") else None,
+        refresh_on_read=bool(data.get("refresh_on_read")),
     )
     told = int(data["version"]) if data.get("version") else None
     return JournalEntry(_text(entry_id), data["op"], memory, told)

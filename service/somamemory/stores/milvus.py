@@ -239,7 +239,7 @@ class MilvusVectorStore:
                 "memory_type": memory.memory_type,
                 "version": memory.version,
                 "importance": float(memory.importance),
-                "fields": milvus_fields(memory.payload),
+                "fields": milvus_fields(memory),
                 "vector": vector if isinstance(vector, list) else list(vector),
             }
             for memory, vector in items

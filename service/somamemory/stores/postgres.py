@@ -4,33 +4,45 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 
 import asyncpg
 
 from ..errors import BackendUnavailable
-from ..models import Memory, NewMemory, TypeCounts
+from ..filters import SearchFilter
+from ..models import Memory, MemoryType, NewMemory, TypeCounts
+from . import postgres_expiry, postgres_history
 from .answering import observed
+from .postgres_keyword import KeywordHit, keyword_search
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
 from .protocols import JournalEntry
 
 log = logging.getLogger(__name__)
 
 # One statement per wave: insert or bump the versions (the row locks of ON CONFLICT serialise
-# concurrent writers, so versions are gap-free), record each version in the history table, and
+# concurrent writers, so versions are gap-free; a memory written again after a delete continues
+# after the history the delete kept), record each version in the history table, and
 # enqueue its vector in the outbox (``pending_vectors``), all in the caller's transaction.
 # Rows are locked in (namespace, coord) order so concurrent batches cannot deadlock.
 _UPSERT_MANY = """
 WITH input AS (
     SELECT namespace, coord, memory_type, payload, importance,
            CASE WHEN vector IS NULL THEN NULL
-                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[], $6::text[])
-        AS i(namespace, coord, memory_type, payload, importance, vector)
+                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector,
+           expires_at, ttl_seconds, refresh_on_read
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::float8[], $6::text[],
+                $7::timestamptz[], $8::int8[], $9::bool[])
+        AS i(namespace, coord, memory_type, payload, importance, vector, expires_at, ttl_seconds,
+             refresh_on_read)
 ), current AS (
     INSERT INTO memories AS m (namespace, coord, memory_type, payload, importance, vector,
-                               version, created_at, updated_at)
-    SELECT namespace, coord, memory_type, payload, importance, vector, 1, now(), now()
+                               version, created_at, updated_at, expires_at, ttl_seconds,
+                               refresh_on_read)
+    SELECT namespace, coord, memory_type, payload, importance, vector,
+           coalesce((SELECT max(h.version) FROM memory_versions h
+                     WHERE h.namespace = input.namespace AND h.coord = input.coord), 0) + 1,
+           now(), now(), expires_at, ttl_seconds, refresh_on_read
     FROM input ORDER BY namespace, coord
     ON CONFLICT (namespace, coord) DO UPDATE SET
         memory_type = EXCLUDED.memory_type,
@@ -38,9 +50,12 @@ WITH input AS (
         importance = EXCLUDED.importance,
         vector = EXCLUDED.vector,
         version = m.version + 1,
-        updated_at = clock_timestamp()
+        updated_at = clock_timestamp(),
+        expires_at = EXCLUDED.expires_at,
+        ttl_seconds = EXCLUDED.ttl_seconds,
+        refresh_on_read = EXCLUDED.refresh_on_read
     RETURNING namespace, coord, memory_type, payload, importance, version, created_at, updated_at,
-              vector
+              vector, expires_at, ttl_seconds, refresh_on_read
 ), history AS (
     INSERT INTO memory_versions
         (namespace, coord, version, memory_type, payload, importance, created_at, updated_at)
@@ -56,25 +71,38 @@ WITH input AS (
 SELECT * FROM current
 """
 
-_GET = """
-SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
-FROM memories WHERE namespace = $1 AND coord = $2
+# expiry: a memory whose expires_at is past ``now`` ($n, the service's clock) is never answered
+_LIVE = "(expires_at IS NULL OR expires_at > COALESCE({now}::timestamptz, now()))"
+_COLUMNS = """namespace, coord, memory_type, payload, importance, version, created_at, updated_at,
+       expires_at, ttl_seconds, refresh_on_read, accessed_at"""
+
+_GET = f"""
+SELECT {_COLUMNS}
+FROM memories WHERE namespace = $1 AND coord = $2 AND {_LIVE.format(now="$3")}
 """
 
-_GET_MANY = """
-SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at, vector
-FROM memories WHERE namespace = $1 AND coord = ANY($2::text[])
+_GET_MANY = f"""
+SELECT {_COLUMNS}, vector
+FROM memories WHERE namespace = $1 AND coord = ANY($2::text[]) AND {_LIVE.format(now="$3")}
 """
 
-_VERSIONS = """
+# a live memory's history only: a deleted one's is kept for time travel reads alone
+_VERSIONS = f"""
 SELECT namespace, coord, memory_type, payload, importance, version, created_at, updated_at
 FROM memory_versions WHERE namespace = $1 AND coord = $2 AND version > $3
+  AND EXISTS (SELECT 1 FROM memories WHERE namespace = $1 AND coord = $2
+              AND {_LIVE.format(now="$5")})
 ORDER BY version LIMIT $4
 """
 
+# The history stays, its last version stamped with the delete (time travel reads it until the
+# purge, ``postgres_history.py``); the memory's links go with the row (ON DELETE CASCADE).
 _DELETE = """
-WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING 1),
-     history AS (DELETE FROM memory_versions WHERE namespace = $1 AND coord = $2),
+WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING version),
+     history AS (
+        UPDATE memory_versions v SET deleted_at = clock_timestamp() FROM gone
+        WHERE v.namespace = $1 AND v.coord = $2 AND v.version = gone.version
+     ),
      pending AS (
         INSERT INTO pending_vectors (namespace, coord, version) VALUES ($1, $2, 0)
         ON CONFLICT (namespace, coord) DO UPDATE SET
@@ -83,8 +111,9 @@ WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING
 SELECT count(*) FROM gone
 """
 
-_COUNTS = """
-SELECT memory_type, count(*) FROM memories WHERE namespace = $1 GROUP BY memory_type
+_COUNTS = f"""
+SELECT memory_type, count(*) FROM memories WHERE namespace = $1 AND {_LIVE.format(now="$2")}
+GROUP BY memory_type
 """
 
 
@@ -99,6 +128,10 @@ def _memory(row: asyncpg.Record) -> Memory:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         vector=list(row["vector"]) if row.get("vector") is not None else None,
+        expires_at=row.get("expires_at"),
+        ttl_seconds=row.get("ttl_seconds"),
+        refresh_on_read=bool(row.get("refresh_on_read")),
+        accessed_at=row.get("accessed_at"),
     )
 
 
@@ -136,6 +169,9 @@ async def put_many_in(
             [memories[i].payload for i in wave],
             [memories[i].importance for i in wave],
             [_vector_text(memories[i].vector) for i in wave],
+            [memories[i].expires_at for i in wave],
+            [memories[i].ttl_seconds for i in wave],
+            [memories[i].refresh_on_read for i in wave],
         )
         by_key = {(row["namespace"], row["coord"]): _memory(row) for row in rows}
         for i in wave:
@@ -144,7 +180,7 @@ async def put_many_in(
 
 
 async def delete_in(connection: asyncpg.Connection, namespace: str, coord: str) -> bool:
-    """Delete a memory with its versions on a connection (the caller's transaction)."""
+    """Delete a memory on a connection (the caller's transaction); its history stays, marked."""
     return bool(await connection.fetchval(_DELETE, namespace, coord))
 
 
@@ -172,21 +208,55 @@ class PostgresStore:
             return await put_many_in(connection, memories)
 
     @bounded
-    async def get(self, namespace: str, coord: str) -> Memory | None:
-        row = await self._pool.fetchrow(_GET, namespace, coord)
+    async def get(
+        self, namespace: str, coord: str, *, now: datetime | None = None
+    ) -> Memory | None:
+        row = await self._pool.fetchrow(_GET, namespace, coord, now)
         return _memory(row) if row is not None else None
 
     @bounded
-    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
-        rows = await self._pool.fetch(_GET_MANY, namespace, list(coords))
+    async def get_many(
+        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+    ) -> dict[str, Memory]:
+        rows = await self._pool.fetch(_GET_MANY, namespace, list(coords), now)
         return {row["coord"]: _memory(row) for row in rows}
 
     @bounded
     async def versions(
-        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+        self,
+        namespace: str,
+        coord: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: datetime | None = None,
     ) -> list[Memory]:
-        rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit)
+        rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit, now)
         return [_memory(row) for row in rows]
+
+    @bounded
+    async def as_of(self, namespace: str, coord: str, moment: datetime) -> Memory | None:
+        """The version current at ``moment`` (``postgres_history.py``)."""
+        return await postgres_history.as_of(self._pool, namespace, coord, moment)
+
+    @bounded
+    async def deletions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> dict[int, datetime]:
+        """When a delete ended a version, by version (an earlier life of the memory)."""
+        return await postgres_history.deletions(
+            self._pool, namespace, coord, after=after, limit=limit
+        )
+
+    @bounded
+    async def purge_deleted(self, cutoff: datetime, limit: int) -> tuple[int, int]:
+        """Drop up to ``limit`` histories deleted before ``cutoff``: (deletions, versions)."""
+        return await postgres_history.purge(self._pool, cutoff, limit)
+
+    @property
+    def pool(self) -> Pool:
+        """The pool, for bulk work beside the store's own calls (export and import)."""
+        return self._pool
 
     @bounded
     async def delete(self, namespace: str, coord: str) -> bool:
@@ -194,10 +264,46 @@ class PostgresStore:
         return bool(removed)
 
     @bounded
-    async def counts(self, namespace: str) -> TypeCounts:
-        rows = await self._pool.fetch(_COUNTS, namespace)
+    async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
+        rows = await self._pool.fetch(_COUNTS, namespace, now)
         by_type = {row["memory_type"]: row["count"] for row in rows}
         return TypeCounts(episodic=by_type.get("episodic", 0), semantic=by_type.get("semantic", 0))
+
+    # ----- expiry and decay (postgres_expiry.py) ---------------------------------------------
+
+    @bounded
+    async def sweep_expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Delete at most ``limit`` memories expired at ``now`` (vectors via the outbox)."""
+        return await postgres_expiry.sweep_batch(self._pool, now, limit)
+
+    @bounded
+    async def refresh_expiry(self, namespace: str, coord: str, now: datetime) -> datetime | None:
+        return await postgres_expiry.refresh(self._pool, namespace, coord, now)
+
+    @bounded
+    async def touch(self, reads: Sequence[tuple[str, str, datetime]]) -> None:
+        await postgres_expiry.touch(self._pool, reads)
+
+    @bounded
+    async def least_important(
+        self,
+        namespace: str,
+        now: datetime,
+        *,
+        cap: int,
+        floor: float,
+        half_lives: Mapping[MemoryType, float],
+    ) -> list[str]:
+        return await postgres_expiry.least_important(
+            self._pool, namespace, now, cap=cap, floor=floor, half_lives=half_lives
+        )
+
+    @bounded
+    async def keyword_search(
+        self, text: str, *, where: SearchFilter, limit: int
+    ) -> list[KeywordHit]:
+        """Full-text recall over the payloads' strings (``postgres_keyword.py``), best first."""
+        return await keyword_search(self._pool, text, where, limit)
 
     @observed
     async def ping(self) -> None:

@@ -34,6 +34,7 @@ class VersionRecord:
     importance: float
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None  # a delete ended the memory at this version
 
 
 @dataclass(slots=True)
@@ -47,19 +48,27 @@ class MemoryHistory:
     vector: list[float] | None = None
 
 
-# The live row's vector rides on its version; a version whose live row is gone (a delete racing
-# the snapshot cannot happen inside one) still exports, with no vector.
+# The live row's vector rides on its version. A deleted memory (history kept for time travel,
+# no live row) is exported only when asked ($2), its last version carrying the delete.
 _EXPORT = """
 SELECT v.namespace, v.coord, v.version, v.memory_type, v.payload, v.importance,
-       v.created_at, v.updated_at, m.memory_type AS live_type,
+       v.created_at, v.updated_at, v.deleted_at, m.memory_type AS live_type,
        CASE WHEN m.version = v.version THEN m.vector END AS vector
 FROM memory_versions v
 LEFT JOIN memories m ON m.namespace = v.namespace AND m.coord = v.coord
-WHERE ($1::text IS NULL OR v.namespace = $1)
+WHERE ($1::text IS NULL OR v.namespace = $1) AND ($2 OR m.coord IS NOT NULL)
 ORDER BY v.namespace, v.coord, v.version
 """
 
-_COUNT = "SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $1)"
+_COUNT = """
+SELECT (SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $1))
+     + CASE WHEN $2 THEN (
+         SELECT count(*) FROM memory_versions v
+         WHERE v.deleted_at IS NOT NULL AND ($1::text IS NULL OR v.namespace = $1)
+           AND v.version = (SELECT max(version) FROM memory_versions w
+                            WHERE w.namespace = v.namespace AND w.coord = v.coord)
+       ) ELSE 0 END
+"""
 
 # History rows first (kept when already there), then the live row moves forward to the last
 # imported version only if it is behind (so a re-run, or a memory written since, is left alone),
@@ -67,9 +76,10 @@ _COUNT = "SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $
 _IMPORT = """
 WITH history AS (
     INSERT INTO memory_versions
-        (namespace, coord, version, memory_type, payload, importance, created_at, updated_at)
+        (namespace, coord, version, memory_type, payload, importance, created_at, updated_at,
+         deleted_at)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[],
-                         $6::float8[], $7::timestamptz[], $8::timestamptz[])
+                         $6::float8[], $7::timestamptz[], $8::timestamptz[], $18::timestamptz[])
     ON CONFLICT DO NOTHING
 ), input AS (
     SELECT namespace, coord, version, memory_type, payload, importance, created_at, updated_at,
@@ -128,6 +138,7 @@ def _record(row: asyncpg.Record) -> VersionRecord:
         importance=row["importance"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
     )
 
 
@@ -154,13 +165,16 @@ class PostgresTransfer:
         self._prefetch = prefetch
 
     @_unavailable
-    async def count(self, namespace: str | None = None) -> int:
-        """Live memories (of one namespace, or all)."""
-        total: int = await self._pool.fetchval(_COUNT, namespace)
+    async def count(self, namespace: str | None = None, *, include_deleted: bool = False) -> int:
+        """Live memories (of one namespace, or all), and deleted ones still kept if asked."""
+        total: int = await self._pool.fetchval(_COUNT, namespace, include_deleted)
         return total
 
-    async def histories(self, namespace: str | None = None) -> AsyncIterator[MemoryHistory]:
-        """Every memory with all its versions, ordered by namespace and coordinate.
+    async def histories(
+        self, namespace: str | None = None, *, include_deleted: bool = False
+    ) -> AsyncIterator[MemoryHistory]:
+        """Every memory with all its versions, ordered by namespace and coordinate; deleted
+        memories whose history is still kept too when ``include_deleted``.
 
         Rows arrive ``prefetch`` at a time from a server-side cursor; only one memory's history
         is held at once.
@@ -171,7 +185,9 @@ class PostgresTransfer:
                 connection.transaction(isolation="repeatable_read", readonly=True),
             ):
                 current: MemoryHistory | None = None
-                cursor = connection.cursor(_EXPORT, namespace, prefetch=self._prefetch)
+                cursor = connection.cursor(
+                    _EXPORT, namespace, include_deleted, prefetch=self._prefetch
+                )
                 async for row in cursor:
                     key = (row["namespace"], row["coord"])
                     if current is None or (current.namespace, current.coord) != key:
@@ -193,17 +209,19 @@ class PostgresTransfer:
     @_unavailable
     async def import_histories(self, histories: Sequence[MemoryHistory]) -> list[Memory]:
         """Write the histories in one transaction; return the live memories that moved (their
-        vectors are owed, and already enqueued in the outbox). Idempotent."""
+        vectors are owed, and already enqueued in the outbox). Idempotent. A history that ends
+        in a delete is kept as history only: no live memory comes of it."""
         if not histories:
             return []
         flat = [(h, v) for h in histories for v in h.versions]
-        last = [(h, h.versions[-1]) for h in histories]
+        last = [(h, h.versions[-1]) for h in histories if h.versions[-1].deleted_at is None]
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
                 _IMPORT,
                 *_columns(flat),
                 *_columns(last),
-                [json.dumps(h.vector) if h.vector is not None else None for h in histories],
+                [json.dumps(h.vector) if h.vector is not None else None for h, _ in last],
+                [v.deleted_at for _, v in flat],
             )
         return [_memory(row) for row in rows]
 

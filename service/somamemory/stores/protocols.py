@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..filters import SearchFilter
-from ..models import Consistency, Memory, NewMemory, TypeCounts
+from ..links import Direction, Link, Neighbor, PathFound
+from ..models import Consistency, Memory, MemoryType, NewMemory, TypeCounts
 from ..principals import TokenRecord
+
+if TYPE_CHECKING:
+    from .postgres_keyword import KeywordHit
 
 
 class KeyValueStore(Protocol):
@@ -28,24 +33,36 @@ class KeyValueStore(Protocol):
         """Upsert many at once, in order (a coord given twice gets two versions)."""
         ...
 
-    async def get(self, namespace: str, coord: str) -> Memory | None: ...
+    # ``now``: the service's clock; a memory expired at ``now`` is not answered (None: the
+    # store's own clock)
+    async def get(
+        self, namespace: str, coord: str, *, now: datetime | None = None
+    ) -> Memory | None: ...
 
-    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
+    async def get_many(
+        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+    ) -> dict[str, Memory]:
         """The live memories among ``coords``, by coord (missing ones left out)."""
         ...
 
     async def versions(
-        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+        self,
+        namespace: str,
+        coord: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: datetime | None = None,
     ) -> list[Memory]:
         """Stored versions newer than ``after``, oldest first, at most ``limit`` of them; empty
-        when the memory does not exist."""
+        when the memory does not exist or has expired."""
         ...
 
     async def delete(self, namespace: str, coord: str) -> bool:
         """Remove the memory and its versions; False when there was nothing to remove."""
         ...
 
-    async def counts(self, namespace: str) -> TypeCounts: ...
+    async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts: ...
 
     async def ping(self) -> None:
         """Raise when the store cannot answer."""
@@ -143,6 +160,67 @@ class TokenStore(Protocol):
         ...
 
 
+class GraphStore(Protocol):
+    """Links between memories of one namespace, and bounded walks over them."""
+
+    name: str
+
+    async def missing(self, namespace: str, coords: Sequence[str]) -> list[str]:
+        """Those of ``coords`` with no live memory in ``namespace``."""
+        ...
+
+    async def link(
+        self,
+        namespace: str,
+        from_coord: str,
+        to_coord: str,
+        link_type: str,
+        strength: float,
+        metadata: dict[str, Any],
+    ) -> Link | None:
+        """Create or update a link; None when either memory is not there."""
+        ...
+
+    async def unlink(
+        self, namespace: str, from_coord: str, to_coord: str, link_type: str | None
+    ) -> int:
+        """Remove the link of that type (every type: None); how many were removed."""
+        ...
+
+    async def neighbors(
+        self,
+        namespace: str,
+        coord: str,
+        *,
+        k_hop: int,
+        limit: int,
+        link_type: str | None,
+        direction: Direction,
+    ) -> list[Neighbor]:
+        """The nearest ``limit`` memories within ``k_hop`` links (breadth first)."""
+        ...
+
+    async def path(
+        self,
+        namespace: str,
+        from_coord: str,
+        to_coord: str,
+        *,
+        max_length: int,
+        link_type: str | None,
+        direction: Direction,
+        visit_budget: int,
+    ) -> PathFound:
+        """A shortest path by links, visiting at most about ``visit_budget`` memories."""
+        ...
+
+    async def expand(
+        self, namespace: str, coords: Sequence[str], link_type: str | None
+    ) -> list[tuple[str, str, str, float]]:
+        """(to, from, link_type, strength) one link out of ``coords`` (best-ranked first)."""
+        ...
+
+
 class VectorStore(Protocol):
     """One vector per live memory, searchable by similarity."""
 
@@ -189,3 +267,70 @@ class VectorStore(Protocol):
     async def flush(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeywordSearch(Protocol):
+    """A canonical store that also finds memories by the words of their payload (PostgreSQL)."""
+
+    async def keyword_search(
+        self, text: str, *, where: SearchFilter, limit: int
+    ) -> list[KeywordHit]:
+        """Memories ``where`` admits containing terms of ``text``, best first, at most ``limit``."""
+        ...
+
+
+@runtime_checkable
+class Expiring(Protocol):
+    """A canonical store that sweeps expired memories and refreshes TTLs (PostgreSQL,
+    in-process; Redis-only mode filters expired memories on read and leaves the rest to
+    PostgreSQL's sweeper after replay)."""
+
+    async def sweep_expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Delete at most ``limit`` memories expired at ``now``; their (namespace, coord)."""
+        ...
+
+    async def refresh_expiry(self, namespace: str, coord: str, now: datetime) -> datetime | None:
+        """Move a refresh_on_read memory's expiry to ``now`` + its TTL; the new one, or None."""
+        ...
+
+
+@runtime_checkable
+class Decaying(Protocol):
+    """A canonical store that records reads and orders memories by effective importance."""
+
+    async def touch(self, reads: Sequence[tuple[str, str, datetime]]) -> None:
+        """Record last reads ``(namespace, coord, at)``."""
+        ...
+
+    async def least_important(
+        self,
+        namespace: str,
+        now: datetime,
+        *,
+        cap: int,
+        floor: float,
+        half_lives: Mapping[MemoryType, float],
+    ) -> list[str]:
+        """The live memories beyond ``cap``, lowest effective importance first."""
+        ...
+
+
+@runtime_checkable
+class History(Protocol):
+    """A canonical store that keeps deleted memories' versions for time travel (PostgreSQL)."""
+
+    async def as_of(self, namespace: str, coord: str, moment: datetime) -> Memory | None:
+        """The version current at ``moment`` (future: now); None before the memory existed or
+        once it had been deleted (or had expired) by then."""
+        ...
+
+    async def deletions(
+        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+    ) -> dict[int, datetime]:
+        """When a delete ended a version, by version (earlier lives of a memory written again)."""
+        ...
+
+    async def purge_deleted(self, cutoff: datetime, limit: int) -> tuple[int, int]:
+        """Remove up to ``limit`` histories deleted before ``cutoff``: (deletions, versions)."""
+        ...

@@ -171,6 +171,10 @@ class RedisLocks:
         await self._release(keys=names, args=[token])
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStore:
     """Memories in Redis, for Redis-only mode while PostgreSQL is unreachable.
 
@@ -203,7 +207,9 @@ class RedisStore:
         return f"{self._prefix}:store:{namespace}:{coord}"
 
     def _base_key(self, namespace: str, coord: str) -> str:
-        """The version before the list's first: the one PostgreSQL held (0: none known)."""
+        """The version before the list's first: the one PostgreSQL held (0: none known); after
+        a delete, the deleted memory's last, so a memory written again continues after it as
+        it does in PostgreSQL, which keeps deleted histories (README, "Time travel")."""
         return f"{self._prefix}:store-base:{namespace}:{coord}"
 
     async def _base(self, namespace: str, coord: str) -> int:
@@ -226,7 +232,7 @@ class RedisStore:
             if known is not None:
                 base, created_at = known.version, known.created_at
             else:
-                base = await self._base(memory.namespace, memory.coord) if count else 0
+                base = await self._base(memory.namespace, memory.coord)
             stored = Memory(
                 namespace=memory.namespace,
                 coord=memory.coord,
@@ -237,12 +243,16 @@ class RedisStore:
                 version=base + count + 1,
                 created_at=created_at,
                 updated_at=now,
+                expires_at=memory.expires_at,
+                ttl_seconds=memory.ttl_seconds,
+                refresh_on_read=memory.refresh_on_read,
             )
             async with self._client.pipeline(transaction=True) as pipe:
                 if known is not None:
                     pipe.set(self._base_key(memory.namespace, memory.coord), base)
                 pipe.rpush(key, stored.to_json())
-                pipe.hset(self._index_key(memory.namespace), memory.coord, memory.memory_type)
+                kind = memory.memory_type + ("|expiring" if memory.expires_at else "")
+                pipe.hset(self._index_key(memory.namespace), memory.coord, kind)
                 if self._journal is not None:
                     self._journal.add(pipe, encode_put(memory, stored.version))
                 await pipe.execute()
@@ -251,23 +261,41 @@ class RedisStore:
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         return [await self.put(memory) for memory in memories]
 
-    @_unavailable
-    async def get(self, namespace: str, coord: str) -> Memory | None:
-        raw = await self._client.lindex(self._versions_key(namespace, coord), -1)
-        return Memory.from_json(raw) if raw is not None else None
+    # Expired memories are filtered here on read; they stay in Redis (and in the journal, with
+    # their expiry) until replay, after which PostgreSQL's sweeper deletes them.
 
     @_unavailable
-    async def get_many(self, namespace: str, coords: Sequence[str]) -> dict[str, Memory]:
+    async def get(
+        self, namespace: str, coord: str, *, now: datetime | None = None
+    ) -> Memory | None:
+        raw = await self._client.lindex(self._versions_key(namespace, coord), -1)
+        memory = Memory.from_json(raw) if raw is not None else None
+        return None if memory is None or memory.expired(now or datetime.now(UTC)) else memory
+
+    @_unavailable
+    async def get_many(
+        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+    ) -> dict[str, Memory]:
         async with self._client.pipeline(transaction=False) as pipe:
             for coord in coords:
                 pipe.lindex(self._versions_key(namespace, coord), -1)
             raws = await pipe.execute()
-        return {c: Memory.from_json(raw) for c, raw in zip(coords, raws, strict=True) if raw}
+        found = {c: Memory.from_json(raw) for c, raw in zip(coords, raws, strict=True) if raw}
+        moment = now or datetime.now(UTC)
+        return {c: memory for c, memory in found.items() if not memory.expired(moment)}
 
     @_unavailable
     async def versions(
-        self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
+        self,
+        namespace: str,
+        coord: str,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        now: datetime | None = None,
     ) -> list[Memory]:
+        if await self.get(namespace, coord, now=now) is None:
+            return []
         # the list holds versions base + 1, base + 2 ... in order: version v sits at index
         # v - base - 1 (older versions are in PostgreSQL, out of reach in this mode)
         start = max(after - await self._base(namespace, coord), 0)
@@ -277,20 +305,36 @@ class RedisStore:
 
     @_unavailable
     async def delete(self, namespace: str, coord: str) -> bool:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._versions_key(namespace, coord), self._base_key(namespace, coord))
-            pipe.hdel(self._index_key(namespace), coord)
-            if self._journal is not None:
-                self._journal.add(pipe, encode_delete(namespace, coord))
-            removed, *_ = await pipe.execute()
+        key = self._versions_key(namespace, coord)
+        async with self._locks.hold(f"store:{namespace}:{coord}"):
+            count = await self._client.llen(key)
+            last = await self._base(namespace, coord) + count
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                if count:  # the next life's versions continue after this one's
+                    pipe.set(self._base_key(namespace, coord), last)
+                pipe.hdel(self._index_key(namespace), coord)
+                if self._journal is not None:
+                    self._journal.add(pipe, encode_delete(namespace, coord))
+                removed, *_ = await pipe.execute()
         return bool(removed)
 
     @_unavailable
-    async def counts(self, namespace: str) -> TypeCounts:
-        types = await self._client.hvals(self._index_key(namespace))
+    async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
+        """Live memories by type. Where some may have expired (the index says which can, by a
+        ``|expiring`` suffix) their latest versions are read to leave the expired out."""
+        raw = await self._client.hgetall(self._index_key(namespace))
+        index = {_text(coord): _text(kind) for coord, kind in raw.items()}
+        expiring = [coord for coord, kind in index.items() if kind.endswith("|expiring")]
+        live = await self.get_many(namespace, expiring, now=now) if expiring else {}
+        types = [
+            kind.split("|")[0]
+            for coord, kind in index.items()
+            if not kind.endswith("|expiring") or coord in live
+        ]
         return TypeCounts(
-            episodic=sum(t == b"episodic" for t in types),
-            semantic=sum(t == b"semantic" for t in types),
+            episodic=sum(t == "episodic" for t in types),
+            semantic=sum(t == "semantic" for t in types),
         )
 
     @_unavailable

@@ -30,9 +30,26 @@ memories = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # a client-supplied vector is canonical too: the reconciler re-indexes it, not the text
     sa.Column("vector", postgresql.ARRAY(sa.REAL), nullable=True),
+    # expiry (NULL: never); reads filter on it, the sweeper deletes past it (expiry.py)
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ttl_seconds", sa.BigInteger, nullable=True),  # kept for refresh_on_read
+    sa.Column("refresh_on_read", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the last read, written in batches (decay.py); decay counts from it or updated_at
+    sa.Column("accessed_at", sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint("namespace", "coord", name="memories_pkey"),
     sa.CheckConstraint(_MEMORY_TYPE_CHECK, name="memories_memory_type_check"),
     sa.Index("memories_namespace_type_idx", "namespace", "memory_type"),
+    sa.Index(
+        "memories_expires_at_idx",
+        "expires_at",
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    ),
+    # keyword search: full text over every string of the payload (stores/postgres_keyword.py)
+    sa.Index(
+        "memories_payload_fts_idx",
+        sa.text("jsonb_to_tsvector('english'::regconfig, payload, '[\"string\"]'::jsonb)"),
+        postgresql_using="gin",
+    ),
 )
 
 memory_versions = sa.Table(
@@ -46,8 +63,17 @@ memory_versions = sa.Table(
     sa.Column("importance", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # set on the version a delete ended: the memory was gone from then on (time travel reads
+    # answer 404 after it); such histories are purged after the retention period (history.py)
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint("namespace", "coord", "version", name="memory_versions_pkey"),
     sa.CheckConstraint(_MEMORY_TYPE_CHECK, name="memory_versions_memory_type_check"),
+    # the purge's oldest deletions first; only deleted histories are in it
+    sa.Index(
+        "memory_versions_deleted_idx",
+        "deleted_at",
+        postgresql_where=sa.text("deleted_at IS NOT NULL"),
+    ),
 )
 
 # The vector outbox the reconciler drains: one entry per memory whose vector is still owed.
@@ -94,4 +120,39 @@ api_tokens = sa.Table(
     sa.PrimaryKeyConstraint("id", name="api_tokens_pkey"),
     sa.UniqueConstraint("digest", name="api_tokens_digest_key"),
     sa.CheckConstraint("role IN ('read', 'write', 'admin')", name="api_tokens_role_check"),
+)
+
+# The memory graph: typed, directed links between two memories of one namespace. One namespace
+# column and a foreign key to each end keep links inside their namespace, and deleting a memory
+# deletes its links (ON DELETE CASCADE, in the delete's own statement).
+memory_links = sa.Table(
+    "memory_links",
+    metadata,
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("from_coord", sa.Text, nullable=False),
+    sa.Column("to_coord", sa.Text, nullable=False),
+    sa.Column("link_type", sa.Text, nullable=False),
+    sa.Column("strength", sa.Float, nullable=False, server_default="1"),
+    sa.Column("metadata", postgresql.JSONB, nullable=False, server_default="{}"),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    # the primary key's index serves outgoing walks (namespace, from_coord)
+    sa.PrimaryKeyConstraint(
+        "namespace", "from_coord", "to_coord", "link_type", name="memory_links_pkey"
+    ),
+    sa.ForeignKeyConstraint(
+        ["namespace", "from_coord"],
+        ["memories.namespace", "memories.coord"],
+        name="memory_links_namespace_from_coord_fkey",
+        ondelete="CASCADE",
+    ),
+    sa.ForeignKeyConstraint(
+        ["namespace", "to_coord"],
+        ["memories.namespace", "memories.coord"],
+        name="memory_links_namespace_to_coord_fkey",
+        ondelete="CASCADE",
+    ),
+    # incoming walks, and the cascade of a deleted memory's incoming links
+    sa.Index("memory_links_to_idx", "namespace", "to_coord"),
 )

@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..models import NewMemory
+from ..interchange.batches import Batches, write_batch
+from ..interchange.fileformat import encode, header, read_header, read_histories
 from ..settings import Settings
 from ..stores.postgres_transfer import MemoryHistory
-from .fileformat import encode, header, read_header, read_histories
 from .progress import progress
-from .session import Session, Vectors, opened
+from .session import Session, opened
 
-BATCH_MEMORIES = 500
-BATCH_BYTES = 16 * 1_048_576  # of payload JSON, so large memories make small batches
 FLUSH_EVERY = 20  # batches between vector flushes (milvus-lite keeps the rest in memory)
 
 
@@ -36,14 +34,23 @@ def _open(target: str, mode: str) -> Iterator[IO[str]]:
         yield handle
 
 
-async def export(settings: Settings, target: str, *, namespace: str | None = None) -> int:
-    """Write every memory (of ``namespace``, or all) with all its versions; return the count."""
+async def export(
+    settings: Settings,
+    target: str,
+    *,
+    namespace: str | None = None,
+    include_deleted: bool = False,
+) -> int:
+    """Write every memory (of ``namespace``, or all) with all its versions; return the count.
+    ``include_deleted``: deleted memories whose history is still kept too."""
     written = 0
     async with opened(settings, vectors=False) as session:
-        total = await session.transfer.count(namespace)
+        total = await session.transfer.count(namespace, include_deleted=include_deleted)
         with _open(target, "w") as out, progress("export", total) as shown:
             out.write(json.dumps(header(namespace, total)) + "\n")
-            async for history in session.transfer.histories(namespace):
+            async for history in session.transfer.histories(
+                namespace, include_deleted=include_deleted
+            ):
                 out.write(encode(history) + "\n")
                 written += 1
                 shown.advance(1)
@@ -77,40 +84,24 @@ async def import_file(settings: Settings, source: str, *, index: bool = True) ->
 async def _import_batch(session: Session, batch: list[MemoryHistory]) -> int:
     if session.vectors is None:
         return len(await session.transfer.import_histories(batch))
-    vectors: Vectors = session.vectors
-    live = vectors.backends.live
-    keys = [f"{h.namespace}:{h.coord}" for h in batch]
-    async with vectors.backends.locks.hold_many(keys):  # in order with the service's writes
-        async with live.gate.passage():
-            moved = await session.transfer.import_histories(batch)
-        if live.cache is not None and moved:
-            await live.cache.invalidate_many([(m.namespace, m.coord) for m in moved])
-        if moved:
-            news = [
-                NewMemory(m.namespace, m.coord, m.memory_type, m.payload, m.importance, m.vector)
-                for m in moved
-            ]
-            embeddings = await vectors.writes.embed(news)
-            # a vector store that fails leaves the entries in the outbox for the reconciler
-            await vectors.writes.index(list(zip(moved, embeddings, strict=True)))
-    return len(moved)
+    vectors = session.vectors
+    return await write_batch(
+        session.transfer,
+        batch,
+        live=vectors.backends.live,
+        locks=vectors.backends.locks,
+        writes=vectors.writes,
+    )
 
 
 def _batches(histories: Iterator[MemoryHistory]) -> Iterator[list[MemoryHistory]]:
-    """Batches of at most BATCH_MEMORIES and about BATCH_BYTES, each naming a memory once."""
-    batch: list[MemoryHistory] = []
-    keys: set[tuple[str, str]] = set()
-    size = 0
+    """Batches of ``batches.Batches``: at most BATCH_MEMORIES, each naming a memory once."""
+    grouping = Batches()
     for history in histories:
-        key = (history.namespace, history.coord)
-        if batch and (len(batch) >= BATCH_MEMORIES or size >= BATCH_BYTES or key in keys):
-            yield batch
-            batch, keys, size = [], set(), 0
-        batch.append(history)
-        keys.add(key)
-        size += sum(len(json.dumps(v.payload)) for v in history.versions)
-    if batch:
-        yield batch
+        if (done := grouping.push(history)) is not None:
+            yield done
+    if rest := grouping.rest():
+        yield rest
 
 
 async def reindex(

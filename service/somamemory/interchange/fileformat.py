@@ -8,7 +8,9 @@
 ```
 
 ``vector`` is there only when the client gave its own (the embedder's are recomputed on import).
-A reader refuses a file of a newer format version than it knows.
+``deleted_at`` is on a version a delete ended (an earlier life of the memory, or the end of a
+deleted memory exported on request); readers that predate it ignore it. A reader refuses a file
+of a newer format version than it knows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from ..coords import normalize_coord
-from ..errors import SomaError
+from ..errors import InvalidInput, SomaError
 from ..models import MEMORY_TYPES, timestamp
 from ..payloads import validate_payload
 from ..stores.postgres_transfer import MemoryHistory, VersionRecord
@@ -32,8 +34,8 @@ FORMAT_VERSION = 1
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
-class TransferFileError(SomaError):
-    """The file cannot be imported as it is; the message says where and why."""
+class TransferFileError(InvalidInput):
+    """The file cannot be imported as it is; the message says where and why (400 over HTTP)."""
 
 
 def header(namespace: str | None, memories: int) -> dict[str, Any]:
@@ -61,6 +63,7 @@ def encode(history: MemoryHistory) -> str:
                 "memory_type": v.memory_type,
                 "created_at": timestamp(v.created_at),
                 "updated_at": timestamp(v.updated_at),
+                **({"deleted_at": timestamp(v.deleted_at)} if v.deleted_at is not None else {}),
             }
             for v in history.versions
         ],
@@ -72,7 +75,11 @@ def encode(history: MemoryHistory) -> str:
 
 def read_header(stream: IO[str]) -> dict[str, Any]:
     """The header of ``stream``; refuses what is not an export, or one newer than this reader."""
-    first = stream.readline()
+    return parse_header(stream.readline())
+
+
+def parse_header(first: str) -> dict[str, Any]:
+    """The header line parsed; refuses what is not an export, or one newer than this reader."""
     try:
         data = json.loads(first)
     except ValueError:
@@ -93,12 +100,22 @@ def read_header(stream: IO[str]) -> dict[str, Any]:
 def read_histories(stream: IO[str], *, max_payload_bytes: int, dim: int) -> Iterator[MemoryHistory]:
     """The memories after the header, checked as the service checks a write."""
     for number, line in enumerate(stream, start=2):
-        if not line.strip():
-            continue
-        try:
-            yield decode(json.loads(line), max_payload_bytes=max_payload_bytes, dim=dim)
-        except (ValueError, TypeError, KeyError, SomaError) as exc:
-            raise TransferFileError(f"line {number}: {exc}") from exc
+        history = decode_line(number, line, max_payload_bytes=max_payload_bytes, dim=dim)
+        if history is not None:
+            yield history
+
+
+def decode_line(
+    number: int, line: str, *, max_payload_bytes: int, dim: int
+) -> MemoryHistory | None:
+    """Line ``number`` as a memory history (None for a blank line); TransferFileError says where
+    and what is wrong."""
+    if not line.strip():
+        return None
+    try:
+        return decode(json.loads(line), max_payload_bytes=max_payload_bytes, dim=dim)
+    except (ValueError, TypeError, KeyError, SomaError) as exc:
+        raise TransferFileError(f"line {number}: {exc}") from exc
 
 
 def decode(data: Any, *, max_payload_bytes: int, dim: int) -> MemoryHistory:
@@ -143,6 +160,7 @@ def _version(data: Any, max_payload_bytes: int) -> VersionRecord:
         importance=importance,
         created_at=_moment(data["created_at"]),
         updated_at=_moment(data["updated_at"]),
+        deleted_at=_moment(data["deleted_at"]) if data.get("deleted_at") is not None else None,
     )
 
 
