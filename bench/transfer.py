@@ -84,7 +84,7 @@ async def main(memories: int, versions: int) -> None:
             import_s = time.perf_counter() - started
 
             started = time.perf_counter()
-            _, changed = await commands.import_file(settings, str(dump))
+            _, changed, _links = await commands.import_file(settings, str(dump))
             reimport_s = time.perf_counter() - started
             assert changed == 0, changed
 

@@ -64,6 +64,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_MILVUS_URI": "milvus_uri",
     "SOMA_NAMESPACE": "namespace",
     "SOMA_OVERLOAD_RETRY_AFTER_SECONDS": "overload_retry_after_seconds",
+    "SOMA_POLICY_CACHE_SECONDS": "policy_cache_seconds",
     "SOMA_PORT": "port",
     "SOMA_POSTGRES_POOL_MAX": "postgres_pool_max",
     "SOMA_POSTGRES_POOL_MIN": "postgres_pool_min",

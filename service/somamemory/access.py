@@ -9,9 +9,6 @@ one gets 503, never a guess.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .errors import BackendUnavailable, InvalidInput, NotPermitted, TokenNotFound
@@ -25,13 +22,8 @@ from .principals import (
     new_token_id,
     token_digest,
 )
+from .recent import RecentAnswers
 from .stores import TokenStore
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    record: TokenRecord | None
-    at: float  # monotonic time of the lookup
 
 
 class Access:
@@ -39,9 +31,9 @@ class Access:
 
     def __init__(self, live: LiveStores, *, cache_seconds: float, max_cached: int = 10_000):
         self._live = live
-        self._cache_seconds = cache_seconds
-        self._max_cached = max_cached
-        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
+        self._seen: RecentAnswers[bytes, TokenRecord | None] = RecentAnswers(
+            cache_seconds, max_kept=max_cached
+        )
 
     async def authenticate(self, token: bytes) -> Principal | None:
         """The principal of a minted token, or None if it is unknown, expired or revoked.
@@ -57,24 +49,15 @@ class Access:
         return Principal.of(record)
 
     async def _record(self, digest: bytes) -> TokenRecord | None:
-        now = time.monotonic()
-        seen = self._seen.get(digest)
-        if seen is not None and now - seen.at < self._cache_seconds:
-            return seen.record
-        store = self._live.tokens
-        try:
+        """Kept for ``cache_seconds``; while the store is away, the last rights read for it."""
+
+        async def find() -> TokenRecord | None:
+            store = self._live.tokens
             if store is None:
                 raise BackendUnavailable("postgres", "minted tokens are kept in PostgreSQL")
-            record = await store.find(digest)
-        except BackendUnavailable:
-            if seen is None:
-                raise
-            return seen.record  # the last rights read for it, while the store is away
-        self._seen[digest] = _Seen(record, now)
-        self._seen.move_to_end(digest)
-        while len(self._seen) > self._max_cached:
-            self._seen.popitem(last=False)
-        return record
+            return await store.find(digest)
+
+        return await self._seen.get(digest, find)
 
     async def mint(
         self,
@@ -123,9 +106,7 @@ class Access:
         revoked = await store.revoke(token_id)
         if revoked is None:
             raise TokenNotFound(f"no live token {token_id!r} among this admin's namespaces")
-        for digest, seen in list(self._seen.items()):
-            if seen.record is not None and seen.record.id == token_id:
-                del self._seen[digest]
+        self._seen.forget(lambda record: record is not None and record.id == token_id)
         return revoked
 
     @staticmethod

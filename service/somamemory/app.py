@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import admin, batch, graph, memories, ops, search, transfer
+from .api import admin, batch, graph, memories, ops, policies, search, transfer
 from .api.admission import Admission, AdmissionLimits
 from .api.body_limit import BodyLimit
 from .api.errors import install_error_handlers
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(graph.router)
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(policies.router)  # /admin/namespaces/{namespace}/policy
     app.include_router(transfer.router)  # /export, /import
     mcp.mount(app)  # /mcp: the same tools for agents, behind the same gate and admission
     # admission sits inside the gate (a refused token never waits) and inside the metrics

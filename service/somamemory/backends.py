@@ -23,7 +23,15 @@ from .errors import BackendUnavailable, ShutdownIncomplete, StartupError
 from .health import Deployment
 from .live import LiveStores
 from .settings import Settings
-from .stores import Cache, KeyValueStore, Locks, RateLimiter, TokenStore, VectorStore
+from .stores import (
+    Cache,
+    KeyValueStore,
+    Locks,
+    PolicyStore,
+    RateLimiter,
+    TokenStore,
+    VectorStore,
+)
 from .stores.cache_repair import RepairingCache
 from .stores.fallback_locks import FallbackLocks
 from .stores.inprocess import (
@@ -32,12 +40,14 @@ from .stores.inprocess import (
     InProcessStore,
     InProcessTokenStore,
 )
+from .stores.inprocess_policies import InProcessPolicyStore
 from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_graph import PostgresGraph
 from .stores.postgres_locks import PostgresLocks
+from .stores.postgres_policies import PostgresPolicyStore
 from .stores.postgres_pool import Pool, connection, create_pool
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
@@ -232,11 +242,13 @@ async def open_backends(settings: Settings) -> Backends:
     outbox: Outbox = NoOutbox()
     tokens: TokenStore | None = None
     graph: PostgresGraph | None = None
+    policies: PolicyStore | None = None
     if pool is not None:
         budget = settings.postgres_timeout_seconds
         store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
         tokens = PostgresTokenStore(pool, timeout=budget)
         graph = PostgresGraph(pool, timeout=budget)
+        policies = PostgresPolicyStore(pool, timeout=budget)
         cache = redis_cache(client, settings) if client is not None else _local_cache(settings)
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:
@@ -250,6 +262,7 @@ async def open_backends(settings: Settings) -> Backends:
         )
     else:
         store, cache, mode, tokens = InProcessStore(), None, "in-process", InProcessTokenStore()
+        policies = InProcessPolicyStore()
         log.warning("in-process mode: no PostgreSQL, no Redis; memories die with this process")
 
     if client is not None:
@@ -258,7 +271,7 @@ async def open_backends(settings: Settings) -> Backends:
         redis_kind = "down" if settings.redis_configured else "in-process"
     uri = settings.effective_milvus_uri
     return Backends(
-        live=LiveStores(store, cache, outbox, mode, postgres_kind, tokens, graph),
+        live=LiveStores(store, cache, outbox, mode, postgres_kind, tokens, graph, policies),
         locks=locks,
         rate_limiter=limiter,
         vectors=vectors,

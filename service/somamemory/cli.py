@@ -1,4 +1,4 @@
-"""``somamemory serve | migrate | config | export | import | reindex | token``."""
+"""``somamemory serve | migrate | config | export | import | reindex | token | policy``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from .errors import StartupError
 from .local_token import TOKEN_FILE, local_token
 from .logs import configure_logging
+from .policy_commands import add_policy_commands
 from .settings import Settings
 from .token_commands import add_token_commands
 
@@ -224,12 +225,12 @@ def import_cmd(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_json)
     try:
-        read, changed = asyncio.run(
+        read, changed, links = asyncio.run(
             commands.import_file(settings, args.file, index=not args.no_index)
         )
     except TransferFileError as exc:
         return _transfer_failed(exc)
-    print(f"imported {read} memories ({changed} new or newer)", file=sys.stderr)
+    print(f"imported {read} memories ({changed} new or newer), {links} new links", file=sys.stderr)
     return 0
 
 
@@ -305,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     import_parser.set_defaults(run=import_cmd)
     reindex_parser.set_defaults(run=reindex_cmd)
     add_token_commands(commands)
+    add_policy_commands(commands)
     for command in (
         serve_cmd,
         migrate_cmd,

@@ -45,13 +45,15 @@ class ExpiryPolicy:
         ttl_seconds: object = None,
         expires_at: object = None,
         refresh_on_read: bool = False,
+        default_ttl_seconds: Mapping[MemoryType, int] | None = None,
     ) -> tuple[datetime | None, int | None]:
         """``(expires_at, ttl kept for refresh_on_read)`` of a write; 400 on bad input.
 
         ``ttl_seconds``: whole seconds from now, 1 to ``max_ttl_seconds``. ``expires_at``: an ISO
         8601 time with a zone, in the future, within ``max_ttl_seconds``. Not both. Neither:
-        the type's default TTL, if any. ``refresh_on_read`` needs a TTL (with ``expires_at``,
-        the time from now to it)."""
+        the type's default TTL, if any (``default_ttl_seconds``, the namespace's defaults over
+        the settings', else the settings'). ``refresh_on_read`` needs a TTL (with
+        ``expires_at``, the time from now to it)."""
         if ttl_seconds is not None and expires_at is not None:
             raise InvalidInput("give ttl_seconds or expires_at, not both")
         if expires_at is not None:
@@ -59,7 +61,10 @@ class ExpiryPolicy:
             ttl = max(1, round((moment - now).total_seconds()))
         else:
             if ttl_seconds is None:
-                ttl_seconds = self.default_ttl_seconds.get(memory_type)
+                defaults = self.default_ttl_seconds
+                if default_ttl_seconds is not None:
+                    defaults = default_ttl_seconds
+                ttl_seconds = defaults.get(memory_type)
                 if ttl_seconds is None:
                     if refresh_on_read:
                         raise InvalidInput("refresh_on_read needs ttl_seconds or expires_at")

@@ -17,10 +17,11 @@ from .errors import BackendUnavailable
 from .metrics import Metrics
 from .replay import replay_journal
 from .settings import Settings
-from .stores import Cache, GraphStore, KeyValueStore, TokenStore
+from .stores import Cache, GraphStore, KeyValueStore, PolicyStore, TokenStore
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_graph import PostgresGraph
+from .stores.postgres_policies import PostgresPolicyStore
 from .stores.postgres_pool import Pool, answered, connection, create_pool
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.redis_client import Client
@@ -112,7 +113,8 @@ class PostgresFailover:
             outbox = PostgresOutbox(pool, timeout=budget)
             tokens = PostgresTokenStore(pool, timeout=budget)
             graph = PostgresGraph(pool, timeout=budget)
-            self._switch(store, cache, outbox, tokens, "external", graph)
+            policies = PostgresPolicyStore(pool, timeout=budget)
+            self._switch(store, cache, outbox, tokens, "external", graph, policies)
         log.warning("PostgreSQL answers again: journal replayed, back to normal mode")
 
     def _switch(
@@ -123,6 +125,7 @@ class PostgresFailover:
         tokens: TokenStore | None,
         postgres: str,
         graph: GraphStore | None = None,
+        policies: PolicyStore | None = None,
     ) -> None:
         """The one place the stores change (no await: in one step)."""
         mode = "normal" if postgres != "down" else "redis-only"
@@ -134,6 +137,7 @@ class PostgresFailover:
             mode=mode,
             postgres=postgres,
             graph=graph,
+            policies=policies,
         )
         self._metrics.set_mode(mode, MODES)
         self._metrics.backend_up.labels(backend="postgres").set(postgres != "down")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .gate import Gate
-from .stores import Cache, GraphStore, KeyValueStore, TokenStore
+from .stores import Cache, GraphStore, KeyValueStore, PolicyStore, TokenStore
 from .stores.outbox import Outbox
 
 
@@ -25,6 +25,7 @@ class LiveStores:
     postgres: str  # external | embedded | down
     tokens: TokenStore | None = None  # minted API tokens; None while PostgreSQL is away
     graph: GraphStore | None = None  # the memory graph; None without PostgreSQL
+    policies: PolicyStore | None = None  # namespaces' own policies; None while PostgreSQL is away
     gate: Gate = field(default_factory=Gate)
 
     @property
@@ -41,9 +42,11 @@ class LiveStores:
         mode: str,
         postgres: str,
         graph: GraphStore | None = None,
+        policies: PolicyStore | None = None,
     ) -> None:
         """Use other stores from now on: all of them in one step (no await, so no reader sees
         half a switch). The caller holds ``gate`` closed."""
         self.store, self.cache, self.outbox, self.tokens = store, cache, outbox, tokens
         self.mode, self.postgres = mode, postgres
         self.graph = graph
+        self.policies = policies

@@ -125,6 +125,20 @@ class DeletionStatus:
         return self.canonical and self.cache and self.vector
 
 
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """A namespace's own default TTLs (by memory type) and cap; what it leaves out (a type
+    missing, ``max_memories`` None) falls back to the service's settings (``policies.py``)."""
+
+    namespace: str
+    default_ttl_seconds: dict[MemoryType, int]
+    max_memories: int | None = None
+    updated_at: datetime | None = None
+
+
+POLICY_FIELDS = ("episodic_ttl_seconds", "semantic_ttl_seconds", "max_memories")
+
+
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``: the one time format of every answer (pydantic's too)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

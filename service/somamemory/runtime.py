@@ -22,6 +22,7 @@ from .failover import PostgresFailover
 from .history import HistoryPurge
 from .metrics import Metrics
 from .models import NewMemory
+from .policies import Policies
 from .reconciler import Reconciler
 from .service import MemoryService
 from .settings import Settings
@@ -103,6 +104,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
                 recency_half_life_seconds=settings.recency_half_life_seconds,
             ),
             max_memories=settings.max_memories,
+            policies=Policies(backends.live, cache_seconds=settings.policy_cache_seconds),
         )
         sweeper = Sweeper(
             live=backends.live,

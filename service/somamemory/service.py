@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from .models import (
     NewMemory,
     TypeCounts,
 )
+from .policies import EffectivePolicy, Policies, checked_changes, effective
 from .search_fusion import (
     DEFAULT_MODE,
     SEARCH_MODES,
@@ -81,11 +82,14 @@ class MemoryService:
         expiry: ExpiryPolicy | None = None,
         decay: DecayPolicy | None = None,
         max_memories: int = 0,
+        policies: Policies | None = None,
     ) -> None:
         self.clock = clock  # "now" of expiry and decay (tests inject their own)
         self.expiry = expiry if expiry is not None else ExpiryPolicy()
         self.decay = decay if decay is not None else DecayPolicy()
         self.max_memories = max_memories  # per namespace; 0: no cap
+        # namespaces' own default TTLs and caps, over expiry's defaults and max_memories
+        self.policies = policies if policies is not None else Policies(live, cache_seconds=5.0)
         self.reads = ReadLog()  # last reads, written to the store in batches
         self.rate_limiter = rate_limiter
         # minted API tokens: authenticated and administered here
@@ -126,6 +130,9 @@ class MemoryService:
         With batching on, the write joins the current group commit; otherwise it is written
         alone under the coordinate's lock (so its vector cannot be overtaken by an older one).
         """
+        defaults = None
+        if ttl_seconds is None and expires_at is None:
+            defaults = await self.default_ttls(namespace)
         new = self.prepare(
             namespace,
             coord,
@@ -136,6 +143,7 @@ class MemoryService:
             ttl_seconds=ttl_seconds,
             expires_at=expires_at,
             refresh_on_read=refresh_on_read,
+            default_ttl_seconds=defaults,
         )
         if self.batcher is not None:
             written = await self.batcher.submit(new)
@@ -156,15 +164,18 @@ class MemoryService:
         ttl_seconds: object = None,
         expires_at: object = None,
         refresh_on_read: bool = False,
+        default_ttl_seconds: Mapping[MemoryType, int] | None = None,
     ) -> NewMemory:
         """Validate one write for this service (400/413 on bad input), its expiry resolved:
-        ``ttl_seconds`` or ``expires_at`` (ISO 8601), else the type's default TTL."""
+        ``ttl_seconds`` or ``expires_at`` (ISO 8601), else the type's default TTL (from
+        ``default_ttl_seconds``, the namespace's: :meth:`default_ttls`, else the settings')."""
         moment, ttl = self.expiry.resolve(
             memory_type,
             self.clock(),
             ttl_seconds=ttl_seconds,
             expires_at=expires_at,
             refresh_on_read=refresh_on_read,
+            default_ttl_seconds=default_ttl_seconds,
         )
         return prepare(
             namespace,
@@ -186,22 +197,42 @@ class MemoryService:
         await self.enforce_cap(sorted({new.namespace for new in news}))
         return written
 
+    async def default_ttls(self, namespace: str) -> Mapping[MemoryType, int]:
+        """Default TTLs by memory type of the namespace's writes: its own over the settings'."""
+        own = await self.policies.of(namespace)
+        if own is None or not own.default_ttl_seconds:
+            return self.expiry.default_ttl_seconds
+        return {**self.expiry.default_ttl_seconds, **own.default_ttl_seconds}
+
+    async def memory_cap(self, namespace: str) -> int:
+        """The namespace's own max_memories, else the settings' (0: no cap)."""
+        own = await self.policies.of(namespace)
+        if own is not None and own.max_memories is not None:
+            return own.max_memories
+        return self.max_memories
+
     async def enforce_cap(self, namespaces: Sequence[str]) -> int:
-        """Evict the lowest effective importance of each namespace over ``max_memories``
-        through the delete path (store, cache, vector); how many were evicted.
+        """Evict the lowest effective importance of each namespace over its cap
+        (:meth:`memory_cap`) through the delete path (store, cache, vector); how many were
+        evicted.
 
         Only where the store orders by effective importance (PostgreSQL); pending reads are
         recorded first so the order sees them."""
         store = self.live.store
-        if self.max_memories <= 0 or not isinstance(store, Decaying):
+        if not isinstance(store, Decaying):
+            return 0
+        caps = {namespace: await self.memory_cap(namespace) for namespace in namespaces}
+        if not any(cap > 0 for cap in caps.values()):
             return 0
         await self.reads.flush(store)
         evicted = 0
-        for namespace in namespaces:
+        for namespace, cap in caps.items():
+            if cap <= 0:
+                continue
             victims = await store.least_important(
                 namespace,
                 self.clock(),
-                cap=self.max_memories,
+                cap=cap,
                 floor=self.decay.floor,
                 half_lives=self.decay.half_life_seconds,
             )
@@ -211,6 +242,34 @@ class MemoryService:
                     evicted += 1
                     self.metrics.memories_evicted.inc()
         return evicted
+
+    async def policy(self, namespace: str) -> EffectivePolicy:
+        """The namespace's effective policy, read from the store (503 while it is away)."""
+        own = await self.policies.read(namespace)
+        return effective(namespace, own, self.expiry.default_ttl_seconds, self.max_memories)
+
+    async def set_policy(
+        self,
+        namespace: str,
+        *,
+        default_ttl_seconds: Mapping[str, object] | None,
+        max_memories: object,
+        given: set[str],
+    ) -> EffectivePolicy:
+        """Change the ``given`` fields of the namespace's policy (None clears one; 400 out of
+        bounds). A lower cap evicts at the namespace's next write."""
+        changes = checked_changes(
+            default_ttl_seconds,
+            max_memories,
+            given,
+            max_ttl_seconds=self.expiry.max_ttl_seconds,
+        )
+        own = await self.policies.update(namespace, changes)
+        return effective(namespace, own, self.expiry.default_ttl_seconds, self.max_memories)
+
+    async def clear_policy(self, namespace: str) -> bool:
+        """Clear the namespace's policy (the settings apply again); whether it had one."""
+        return await self.policies.clear(namespace)
 
     async def get_memory_json(self, namespace: str, coord: str) -> bytes:
         """The live memory as JSON: from the cache, else from the store (filling the cache).
@@ -340,33 +399,6 @@ class MemoryService:
         cached = (await cache.get(namespace, key)).value if cache is not None else None
         vector = await self.vectors.get_vector(namespace, key)
         return DeletionStatus(key, canonical, cached is None, vector is None)
-
-    async def search(
-        self,
-        namespace: str,
-        *,
-        query: str | None = None,
-        vector: Sequence[float] | None = None,
-        top_k: int = 10,
-        filters: dict[str, Any] | None = None,
-        memory_type: str | Sequence[str] | None = None,
-        consistency: Consistency | None = None,
-        mode: str | None = None,
-        rank: str | None = None,
-    ) -> list[tuple[Memory, float]]:
-        """:meth:`search_ranked`'s memories with their scores, best first."""
-        found = await self.search_ranked(
-            namespace,
-            query=query,
-            vector=vector,
-            top_k=top_k,
-            filters=filters,
-            memory_type=memory_type,
-            consistency=consistency,
-            mode=mode,
-            rank=rank,
-        )
-        return [(hit.memory, hit.score) for hit in found.hits]
 
     async def search_ranked(
         self,

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # per namespace, at most this many live memories (0: no cap); past it the lowest effective
     # importance is evicted after each write
     max_memories: int = Field(0, ge=0)
+    # a namespace's own policy (PUT /admin/namespaces/{namespace}/policy) is reused this long
+    # before it is read again: a change reaches other replicas within it (the one changed, at once)
+    policy_cache_seconds: float = Field(5.0, ge=0)
 
     @field_validator("default_ttl_seconds")
     @classmethod

@@ -233,7 +233,8 @@ def test_without_authentication_there_are_no_tokens_to_mint(
 def test_the_token_command_mints_lists_and_revokes(
     tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``somamemory token`` against a running service, with the token serve keeps locally."""
+    """``somamemory token`` against a running service, with the token serve keeps locally (and
+    ``somamemory policy``, on the same server)."""
     server = Serve(
         tmp_path / "data",
         {"POSTGRES_URL": database_url, "SOMA_FORCE_HASH_EMBEDDINGS": "1"},
@@ -273,6 +274,20 @@ def test_the_token_command_mints_lists_and_revokes(
         assert refused.status_code == 401
         assert main(["token", *where, "revoke", minted["id"]]) == 1
         assert "no live token" in capsys.readouterr().err
+        policy = ["policy", *where]
+        assert main([*policy, "set", namespace, "--episodic-ttl", "7d", "--max-memories", "9"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["default_ttl_seconds"]["episodic"] == {"value": 604800, "source": "namespace"}
+        assert main([*policy, "set", namespace, "--clear", "max_memories"]) == 0
+        capsys.readouterr()
+        assert main([*policy, "get", namespace]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["max_memories"]["source"] == "settings"
+        assert shown["default_ttl_seconds"]["episodic"]["value"] == 604800
+        assert main([*policy, "set", namespace, "--max-memories", "0"]) == 1
+        assert "max_memories must be" in capsys.readouterr().err
+        assert main([*policy, "clear", namespace]) == 0
+        assert capsys.readouterr().out.strip() == f"cleared the policy of {namespace}"
         assert minted["token"] not in server.output()  # the service never logs a token
     finally:
         server.stop()

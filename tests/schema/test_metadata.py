@@ -138,5 +138,6 @@ def test_metadata_builds_the_same_tables_as_the_migrations(migrated_database: st
         "journal_replay",
         "api_tokens",
         "memory_links",
+        "namespace_policies",
     }
     assert from_metadata == from_migrations

@@ -1,5 +1,6 @@
 """``GET /export`` and ``POST /import`` on the session's app (real PostgreSQL, Redis, milvus-lite,
-the local model): a round trip into a fresh namespace, re-import, format and auth refusals."""
+the local model): a round trip into a fresh namespace (expiry and links included), re-import,
+format and auth refusals."""
 
 from __future__ import annotations
 
@@ -60,18 +61,38 @@ def test_export_then_import_into_a_fresh_namespace_gives_identical_memories(
     _store(client, headers, "3", payload={"text": "second life"}, memory_type="semantic")
     _store(client, headers, "4", payload={"text": "gone"})
     client.delete("/memories/4", headers=headers)
+    _store(client, headers, "5", payload={"text": "kept"}, ttl_seconds=3600, refresh_on_read=True)
+    for start, end, kind, extra in [
+        ("1", "2", "caused_by", {"strength": 0.5, "metadata": {"why": "tea"}}),
+        ("2", "5", "related", {}),
+    ]:
+        body = {"from_coord": start, "to_coord": end, "link_type": kind, **extra}
+        linked = client.post("/graph/link", json=body, headers=headers)
+        assert linked.status_code == 200, linked.text
 
     dump = _export(client, headers)
     head, *lines = [json.loads(line) for line in dump.decode().splitlines()]
-    assert head["format"] == "somamemory.export" and head["memories"] == 3
-    assert {line["coord"] for line in lines} == {"1.0", "2.0", "3.0"}  # not the deleted one
+    assert head["format"] == "somamemory.export" and head["memories"] == 4 and head["links"] == 2
+    memories, links = lines[:4], lines[4:]
+    assert {m["coord"] for m in memories} == {"1.0", "2.0", "3.0", "5.0"}  # not the deleted one
+    assert [(k["kind"], k["from_coord"], k["to_coord"]) for k in links] == [
+        ("link", "1.0", "2.0"),
+        ("link", "2.0", "5.0"),
+    ]
     assert {line["namespace"] for line in lines} == {namespace}
 
     fresh = f"t-{uuid.uuid4().hex[:12]}"
     into = {**headers, "X-Soma-Namespace": fresh}
     answer = client.post("/import", params={"into": fresh}, content=dump, headers=headers)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"read": 3, "imported": 3, "namespaces": [fresh]}
+    assert answer.json() == {"read": 4, "imported": 4, "links": 2, "namespaces": [fresh]}
+
+    # exported again, before any read here: the same file, expiry and links to the byte
+    assert _export(client, into).split(b"\n", 1)[1] == dump.split(b"\n", 1)[1].replace(
+        f'"namespace":"{namespace}"'.encode(), f'"namespace":"{fresh}"'.encode()
+    )
+    again = client.post("/import", params={"into": fresh}, content=dump, headers=headers)
+    assert again.json() == {"read": 4, "imported": 0, "links": 0, "namespaces": [fresh]}
 
     for coord in ("1", "2", "3"):
         assert _history(client, into, coord) == _history(client, headers, coord)
@@ -82,16 +103,17 @@ def test_export_then_import_into_a_fresh_namespace_gives_identical_memories(
     assert gap.status_code == 404  # the delete moved with the history
     search = client.post("/memories/search", json={"query": "tea note 2"}, headers=into)
     assert search.json()["memories"][0]["coord"] == "1.0"  # vectors written on import
-
-    again = client.post("/import", params={"into": fresh}, content=dump, headers=headers)
-    assert again.json() == {"read": 3, "imported": 0, "namespaces": [fresh]}
-    assert _export(client, into).split(b"\n", 1)[1] == dump.split(b"\n", 1)[1].replace(
-        f'"namespace":"{namespace}"'.encode(), f'"namespace":"{fresh}"'.encode()
-    )
+    kept = client.get("/memories/5", headers=into).json()["memory"]
+    assert kept["refresh_on_read"] is True and kept["ttl_seconds"] == 3600
+    walk = {"coord": "1", "k_hop": 2}
+    near = client.get("/graph/neighbors", params=walk, headers=into)
+    assert near.status_code == 200, near.text
+    assert near.json() == client.get("/graph/neighbors", params=walk, headers=headers).json()
 
     with_deleted = _export(client, headers, include_deleted="true").decode().splitlines()
-    assert json.loads(with_deleted[0])["memories"] == 4
-    assert {json.loads(line)["coord"] for line in with_deleted[1:]} == {"1.0", "2.0", "3.0", "4.0"}
+    assert json.loads(with_deleted[0])["memories"] == 5
+    coords = {json.loads(line).get("coord") for line in with_deleted[1:]}
+    assert coords == {"1.0", "2.0", "3.0", "4.0", "5.0", None}  # None: the links
 
 
 def test_a_newer_format_or_a_bad_line_is_refused_with_400(
@@ -105,6 +127,13 @@ def test_a_newer_format_or_a_bad_line_is_refused_with_400(
     head = json.dumps({"format": "somamemory.export", "version": FORMAT_VERSION})
     bad = client.post("/import", content=f'{head}\n{{"coord": 1}}\n', headers=headers)
     assert bad.status_code == 400 and bad.json()["detail"].startswith("line 2:")
+    odd = client.post("/import", content=f'{head}\n{{"kind": "edge"}}\n', headers=headers)
+    assert odd.status_code == 400 and "kind 'edge'" in odd.json()["detail"]
+    # a link whose ends are not here is left out; the import goes on
+    link = {"kind": "link", "namespace": namespace, "from_coord": "1", "to_coord": "2"}
+    link |= {"link_type": "related", "created_at": "2026-01-02T00:00:00Z"}
+    lone = client.post("/import", content=f"{head}\n{json.dumps(link)}\n", headers=headers)
+    assert lone.status_code == 200 and lone.json()["links"] == 0
     assert client.get("/export", headers=headers).text.count("\n") == 1  # nothing written
 
 

@@ -40,6 +40,7 @@ async def store_batch(
         )
     results: list[BatchItemResult] = []
     valid: list[tuple[int, NewMemory]] = []
+    defaults = await service.default_ttls(namespace)  # items without a TTL of their own
     for index, raw in enumerate(body.items):
         try:
             item = StoreRequest.model_validate(raw)
@@ -53,6 +54,7 @@ async def store_batch(
                 ttl_seconds=item.ttl_seconds,
                 expires_at=item.expires_at,
                 refresh_on_read=item.refresh_on_read,
+                default_ttl_seconds=defaults,
             )
         except ValidationError as exc:
             results.append(BatchItemResult(index=index, status=422, detail=_item_error(exc)))

@@ -26,6 +26,9 @@ class ImportResponse(BaseModel):
     imported: int = Field(
         description="Memories that are new or newer here; 0 when the file was imported before."
     )
+    links: int = Field(
+        description="Links of the memory graph new here; 0 when the file was imported before."
+    )
     namespaces: list[str] = Field(description="The namespaces written to.")
 
 
@@ -50,7 +53,8 @@ async def export_memories(
     ] = False,
 ) -> StreamingResponse:
     """Stream the caller's namespace (``X-Soma-Namespace``) as ``somamemory export`` writes
-    it: a header line, then one memory with all its versions a line. Needs read access."""
+    it: a header line, then one memory with all its versions a line, then one link a line.
+    Needs read access."""
     if all_namespaces:
         if not caller.may("admin") or caller.namespaces is not None:
             raise NotPermitted("exporting every namespace needs an admin token for all of them")
@@ -96,4 +100,9 @@ async def import_memories(
     if not caller.may("write"):
         raise NotPermitted(f"this token's role is {caller.role!r}; importing needs 'write'")
     done = await service.import_stream(request.stream(), permit=permit, into=into)
-    return ImportResponse(read=done.read, imported=done.changed, namespaces=sorted(done.namespaces))
+    return ImportResponse(
+        read=done.read,
+        imported=done.changed,
+        links=done.links,
+        namespaces=sorted(done.namespaces),
+    )

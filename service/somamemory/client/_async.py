@@ -25,6 +25,7 @@ from ._models import (
     Memory,
     MemoryType,
     MintedToken,
+    NamespacePolicy,
     Neighbors,
     SearchHit,
     Stats,
@@ -198,6 +199,29 @@ class AsyncSomaClient:
     async def revoke_token(self, token_id: str) -> None:
         """Revoke a token by its id; it stops working at once (within seconds on other replicas)."""
         await self._run(calls.revoke_token(token_id))
+
+    # namespace policies: need an admin token of the namespace
+
+    async def get_policy(self, namespace: str) -> NamespacePolicy:
+        """The namespace's effective policy: each value with its source (its own or settings)."""
+        return await self._run(calls.get_policy(namespace))
+
+    async def set_policy(
+        self,
+        namespace: str,
+        *,
+        default_ttl_seconds: Mapping[str, int] | None = None,
+        max_memories: int | None = None,
+        clear: Sequence[str] = (),
+    ) -> NamespacePolicy:
+        """Set the values given, clear those named in ``clear`` (``"episodic"``, ``"semantic"``,
+        ``"max_memories"``: the settings apply again) and keep the rest; the effective policy."""
+        call = calls.set_policy(namespace, default_ttl_seconds, max_memories, clear)
+        return await self._run(call)
+
+    async def clear_policy(self, namespace: str) -> bool:
+        """Clear the namespace's policy; whether it had one."""
+        return await self._run(calls.clear_policy(namespace))
 
     async def stats(self) -> Stats:
         """Counts of this client's namespace."""

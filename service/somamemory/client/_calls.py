@@ -26,6 +26,7 @@ from ._models import (
     Memory,
     MemoryType,
     MintedToken,
+    NamespacePolicy,
     Neighbors,
     SearchHit,
     Stats,
@@ -251,6 +252,40 @@ def list_tokens() -> Call[list[TokenInfo]]:
 
 def revoke_token(token_id: str) -> Call[bool]:
     return Call("DELETE", f"/admin/tokens/{quote(token_id, safe='')}", lambda data: True)
+
+
+def _policy_path(namespace: str) -> str:
+    return f"/admin/namespaces/{quote(namespace, safe='')}/policy"
+
+
+POLICY_CLEARABLE = ("episodic", "semantic", "max_memories")
+
+
+def get_policy(namespace: str) -> Call[NamespacePolicy]:
+    return Call("GET", _policy_path(namespace), NamespacePolicy.from_json)
+
+
+def set_policy(
+    namespace: str,
+    default_ttl_seconds: Mapping[str, int] | None,
+    max_memories: int | None,
+    clear: Sequence[str],
+) -> Call[NamespacePolicy]:
+    unknown = sorted(set(clear) - set(POLICY_CLEARABLE))
+    if unknown:
+        raise ValueError(f"clear names {unknown}; it takes {', '.join(POLICY_CLEARABLE)}")
+    ttls: dict[str, int | None] = dict(default_ttl_seconds or {})
+    ttls.update({kind: None for kind in clear if kind != "max_memories"})
+    body: dict[str, Any] = {}
+    if ttls:
+        body["default_ttl_seconds"] = ttls
+    if max_memories is not None or "max_memories" in clear:
+        body["max_memories"] = max_memories
+    return Call("PUT", _policy_path(namespace), NamespacePolicy.from_json, body=body)
+
+
+def clear_policy(namespace: str) -> Call[bool]:
+    return Call("DELETE", _policy_path(namespace), lambda data: bool(data["cleared"]))
 
 
 def _status_ok(data: Any) -> bool:

@@ -419,5 +419,38 @@ class MintedToken:
         return cls(info=TokenInfo.from_json(data), token=data["token"])
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyValue:
+    """One value of a namespace's effective policy and its source: ``"namespace"`` (its own)
+    or ``"settings"`` (the server's; ``value`` None: no default TTL, or no cap)."""
+
+    value: int | None
+    source: Literal["namespace", "settings"]
+
+    @classmethod
+    def from_json(cls, data: Json) -> PolicyValue:
+        return cls(value=data["value"], source=data["source"])
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """A namespace's effective policy: default TTL by memory type, and its cap."""
+
+    namespace: str
+    default_ttl_seconds: Mapping[str, PolicyValue]
+    max_memories: PolicyValue
+    updated_at: datetime | None = None  # None: the namespace has no policy of its own
+
+    @classmethod
+    def from_json(cls, data: Json) -> NamespacePolicy:
+        ttls = data["default_ttl_seconds"]
+        return cls(
+            namespace=data["namespace"],
+            default_ttl_seconds={kind: PolicyValue.from_json(ttls[kind]) for kind in ttls},
+            max_memories=PolicyValue.from_json(data["max_memories"]),
+            updated_at=_when(data.get("updated_at")),
+        )
+
+
 def token_list(data: Json) -> list[TokenInfo]:
     return [TokenInfo.from_json(item) for item in data["tokens"]]

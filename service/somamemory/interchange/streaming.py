@@ -16,10 +16,10 @@ from ..errors import BackendUnavailable, InvalidInput, NotPermitted
 from ..live import LiveStores
 from ..stores import Locks
 from ..stores.postgres import PostgresStore
-from ..stores.postgres_transfer import MemoryHistory, PostgresTransfer
+from ..stores.postgres_transfer import PostgresTransfer
 from ..writes import WritePath
-from .batches import Batches, write_batch
-from .fileformat import TransferFileError, decode_line, encode, header, parse_header
+from .batches import Batch, Grouping, LinkBatch, write_batch, write_links
+from .fileformat import TransferFileError, decode_line, encode_record, header, parse_header
 
 CHUNK_BYTES = 256 * 1024  # export lines are sent in chunks of about this size
 
@@ -42,16 +42,18 @@ async def open_export(
     count before this returns, so a PostgreSQL away is a 503, not a cut-off stream."""
     transfer = transfer_of(live, "export")
     total = await transfer.count(namespace, include_deleted=include_deleted)
-    return _export_chunks(transfer, namespace, total, include_deleted)
+    links = await transfer.count_links(namespace)
+    first = json.dumps(header(namespace, total, links)) + "\n"
+    return _export_chunks(transfer, namespace, first, include_deleted)
 
 
 async def _export_chunks(
-    transfer: PostgresTransfer, namespace: str | None, total: int, include_deleted: bool
+    transfer: PostgresTransfer, namespace: str | None, first: str, include_deleted: bool
 ) -> AsyncIterator[bytes]:
-    chunk = [json.dumps(header(namespace, total)) + "\n"]
+    chunk = [first]
     size = 0
-    async for history in transfer.histories(namespace, include_deleted=include_deleted):
-        line = encode(history) + "\n"
+    async for record in transfer.records(namespace, include_deleted=include_deleted):
+        line = encode_record(record) + "\n"
         chunk.append(line)
         size += len(line)
         if size >= CHUNK_BYTES:
@@ -63,10 +65,12 @@ async def _export_chunks(
 
 @dataclass
 class Imported:
-    """What an import did: memories read, memories that changed, and their namespaces."""
+    """What an import did: memories read, memories that changed, links new here, and the
+    namespaces written."""
 
     read: int = 0
     changed: int = 0
+    links: int = 0
     namespaces: set[str] = field(default_factory=set)
 
 
@@ -117,34 +121,34 @@ async def import_stream(
         permit(into)
     elif isinstance(source, str):
         permit(source)
-    grouping = Batches()
+    grouping = Grouping()
     origin: str | None = None
     number = 1
     async for line in lines:
         number += 1
         try:
-            history = decode_line(number, line, max_payload_bytes=max_payload_bytes, dim=dim)
+            record = decode_line(number, line, max_payload_bytes=max_payload_bytes, dim=dim)
         except TransferFileError as exc:
             raise TransferFileError(f"{exc} ({_so_far(done)})") from exc
-        if history is None:
+        if record is None:
             continue
         if into is not None:
-            origin = origin or history.namespace
-            if history.namespace != origin:
+            origin = origin or record.namespace
+            if record.namespace != origin:
                 raise InvalidInput(
-                    f"line {number}: namespace {history.namespace!r} after {origin!r}; import "
+                    f"line {number}: namespace {record.namespace!r} after {origin!r}; import "
                     f"into one namespace takes a file of one namespace ({_so_far(done)})"
                 )
-            history.namespace = into
-        elif history.namespace not in done.namespaces:
+            record.namespace = into
+        elif record.namespace not in done.namespaces:
             try:
-                permit(history.namespace)
+                permit(record.namespace)
             except NotPermitted as exc:
                 raise NotPermitted(f"line {number}: {exc} ({_so_far(done)})") from exc
-        done.namespaces.add(history.namespace)
-        if batch := grouping.push(history):
+        done.namespaces.add(record.namespace)
+        for batch in grouping.push(record):
             await _write(transfer, batch, done, live=live, locks=locks, writes=writes)
-    if batch := grouping.rest():
+    for batch in grouping.rest():
         await _write(transfer, batch, done, live=live, locks=locks, writes=writes)
     return done
 
@@ -155,12 +159,15 @@ def _so_far(done: Imported) -> str:
 
 async def _write(
     transfer: PostgresTransfer,
-    batch: list[MemoryHistory],
+    batch: Batch,
     done: Imported,
     *,
     live: LiveStores,
     locks: Locks,
     writes: WritePath,
 ) -> None:
+    if isinstance(batch, LinkBatch):
+        done.links += await write_links(transfer, batch, live=live)
+        return
     done.changed += await write_batch(transfer, batch, live=live, locks=locks, writes=writes)
     done.read += len(batch)

@@ -1,10 +1,12 @@
 """PostgreSQL side of export, import and reindex: whole histories in and out, in constant memory.
 
 Export reads ``memory_versions`` through a server-side cursor inside one read-only, repeatable-read
-transaction, so the file is one consistent snapshot however long it takes. Import writes each
-version with its original number and timestamps (``ON CONFLICT DO NOTHING``), so running it again,
-or resuming it after an interruption, adds nothing. Both enqueue in the vector outbox what the
-vector store must catch up on.
+transaction, then the links of the memories it read (``memory_links``) in the same transaction, so
+the file is one consistent snapshot however long it takes. Import writes each version with its
+original number and timestamps (``ON CONFLICT DO NOTHING``), the live row's expiry and last read
+as they were (never recomputed from the importer's clock), and each link with its own creation
+time (``ON CONFLICT DO NOTHING``), so running it again, or resuming it after an interruption, adds
+nothing. Both enqueue in the vector outbox what the vector store must catch up on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -39,13 +42,33 @@ class VersionRecord:
 
 @dataclass(slots=True)
 class MemoryHistory:
-    """A memory with every version, oldest first, and the client's own vector if it gave one."""
+    """A memory with every version, oldest first, and the client's own vector if it gave one.
+
+    The expiry fields and the last read are the live row's, as stored (a history that ends in a
+    delete has no live row, so none)."""
 
     namespace: str
     coord: str
     memory_type: MemoryType
     versions: list[VersionRecord]
     vector: list[float] | None = None
+    expires_at: datetime | None = None
+    ttl_seconds: int | None = None  # kept for refresh_on_read
+    refresh_on_read: bool = False
+    accessed_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class LinkRecord:
+    """One link of the memory graph, as it moves between instances."""
+
+    namespace: str
+    from_coord: str
+    to_coord: str
+    link_type: str
+    strength: float
+    metadata: dict[str, Any]
+    created_at: datetime
 
 
 # The live row's vector rides on its version. A deleted memory (history kept for time travel,
@@ -53,12 +76,23 @@ class MemoryHistory:
 _EXPORT = """
 SELECT v.namespace, v.coord, v.version, v.memory_type, v.payload, v.importance,
        v.created_at, v.updated_at, v.deleted_at, m.memory_type AS live_type,
-       CASE WHEN m.version = v.version THEN m.vector END AS vector
+       CASE WHEN m.version = v.version THEN m.vector END AS vector,
+       m.expires_at, m.ttl_seconds, m.refresh_on_read, m.accessed_at
 FROM memory_versions v
 LEFT JOIN memories m ON m.namespace = v.namespace AND m.coord = v.coord
 WHERE ($1::text IS NULL OR v.namespace = $1) AND ($2 OR m.coord IS NOT NULL)
 ORDER BY v.namespace, v.coord, v.version
 """
+
+# Links join two live memories of one namespace (foreign keys), so every link read here has both
+# ends in the export read just before it, in the same snapshot.
+_EXPORT_LINKS = """
+SELECT namespace, from_coord, to_coord, link_type, strength, metadata, created_at
+FROM memory_links WHERE ($1::text IS NULL OR namespace = $1)
+ORDER BY namespace, from_coord, to_coord, link_type
+"""
+
+_COUNT_LINKS = "SELECT count(*) FROM memory_links WHERE ($1::text IS NULL OR namespace = $1)"
 
 _COUNT = """
 SELECT (SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $1))
@@ -72,7 +106,8 @@ SELECT (SELECT count(*) FROM memories WHERE ($1::text IS NULL OR namespace = $1)
 
 # History rows first (kept when already there), then the live row moves forward to the last
 # imported version only if it is behind (so a re-run, or a memory written since, is left alone),
-# and every live row that moved is enqueued for its vector.
+# with the expiry and last read the file holds for it, and every live row that moved is enqueued
+# for its vector. (A memory already expired is not written at all: ``import_histories``.)
 _IMPORT = """
 WITH history AS (
     INSERT INTO memory_versions
@@ -84,16 +119,19 @@ WITH history AS (
 ), input AS (
     SELECT namespace, coord, version, memory_type, payload, importance, created_at, updated_at,
            CASE WHEN vector IS NULL THEN NULL
-                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector
+                ELSE ARRAY(SELECT jsonb_array_elements_text(vector::jsonb)::real) END AS vector,
+           expires_at, ttl_seconds, refresh_on_read, accessed_at
     FROM unnest($9::text[], $10::text[], $11::bigint[], $12::text[], $13::jsonb[],
-                $14::float8[], $15::timestamptz[], $16::timestamptz[], $17::text[])
+                $14::float8[], $15::timestamptz[], $16::timestamptz[], $17::text[],
+                $19::timestamptz[], $20::bigint[], $21::bool[], $22::timestamptz[])
         AS i(namespace, coord, version, memory_type, payload, importance, created_at,
-             updated_at, vector)
+             updated_at, vector, expires_at, ttl_seconds, refresh_on_read, accessed_at)
 ), live AS (
     INSERT INTO memories AS m (namespace, coord, memory_type, payload, importance, vector,
-                               version, created_at, updated_at)
+                               version, created_at, updated_at, expires_at, ttl_seconds,
+                               refresh_on_read, accessed_at)
     SELECT namespace, coord, memory_type, payload, importance, vector, version, created_at,
-           updated_at
+           updated_at, expires_at, ttl_seconds, refresh_on_read, accessed_at
     FROM input ORDER BY namespace, coord
     ON CONFLICT (namespace, coord) DO UPDATE SET
         memory_type = EXCLUDED.memory_type,
@@ -102,10 +140,14 @@ WITH history AS (
         vector = EXCLUDED.vector,
         version = EXCLUDED.version,
         created_at = EXCLUDED.created_at,
-        updated_at = EXCLUDED.updated_at
+        updated_at = EXCLUDED.updated_at,
+        expires_at = EXCLUDED.expires_at,
+        ttl_seconds = EXCLUDED.ttl_seconds,
+        refresh_on_read = EXCLUDED.refresh_on_read,
+        accessed_at = EXCLUDED.accessed_at
     WHERE m.version < EXCLUDED.version
     RETURNING namespace, coord, memory_type, payload, importance, version, created_at, updated_at,
-              vector
+              vector, expires_at, ttl_seconds, refresh_on_read, accessed_at
 ), pending AS (
     INSERT INTO pending_vectors (namespace, coord, version)
     SELECT namespace, coord, version FROM live
@@ -114,6 +156,47 @@ WITH history AS (
         enqueued_at = now()
 )
 SELECT * FROM live
+"""
+
+# A memory at the same version here and in the file may still differ in what reads move without a
+# new version: the expiry of a refresh_on_read memory and the last read. The later one wins (both
+# only ever move forward), so a newer export over an older import catches up and a re-run is a
+# no-op. Run after _IMPORT in its transaction: those rows are locked already.
+_CATCH_UP = """
+UPDATE memories AS m SET
+    expires_at = CASE WHEN m.refresh_on_read THEN GREATEST(m.expires_at, i.expires_at)
+                      ELSE m.expires_at END,
+    accessed_at = GREATEST(m.accessed_at, i.accessed_at)
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+    AS i(namespace, coord, version, expires_at, accessed_at)
+WHERE m.namespace = i.namespace AND m.coord = i.coord AND m.version = i.version
+  AND ((m.refresh_on_read AND i.expires_at > m.expires_at)
+       OR i.accessed_at > m.accessed_at
+       OR (m.accessed_at IS NULL AND i.accessed_at IS NOT NULL))
+"""
+
+# A link whose ends are both here (the memories come before their links in a file), with its
+# original creation time; one already here is left as it is. ``skipped``: an end was missing.
+_IMPORT_LINKS = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                         $6::jsonb[], $7::timestamptz[])
+        AS i(namespace, from_coord, to_coord, link_type, strength, metadata, created_at)
+), joinable AS (
+    SELECT * FROM input i
+    WHERE EXISTS (SELECT 1 FROM memories m
+                  WHERE m.namespace = i.namespace AND m.coord = i.from_coord)
+      AND EXISTS (SELECT 1 FROM memories m
+                  WHERE m.namespace = i.namespace AND m.coord = i.to_coord)
+), added AS (
+    INSERT INTO memory_links
+        (namespace, from_coord, to_coord, link_type, strength, metadata, created_at)
+    SELECT * FROM joinable ORDER BY namespace, from_coord, to_coord, link_type
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM added) AS added,
+       (SELECT count(*) FROM input) - (SELECT count(*) FROM joinable) AS skipped
 """
 
 # Every live memory owes its vector again. Dated in the past: these are not writes in flight,
@@ -142,6 +225,22 @@ def _record(row: asyncpg.Record) -> VersionRecord:
     )
 
 
+def _history(row: asyncpg.Record) -> MemoryHistory:
+    """A memory's history, its versions still to come, from its first export row."""
+    if row["live_type"] is None:  # no live row: no expiry either
+        return MemoryHistory(row["namespace"], row["coord"], row["memory_type"], [])
+    return MemoryHistory(
+        row["namespace"],
+        row["coord"],
+        row["live_type"],
+        [],
+        expires_at=row["expires_at"],
+        ttl_seconds=row["ttl_seconds"],
+        refresh_on_read=row["refresh_on_read"],
+        accessed_at=row["accessed_at"],
+    )
+
+
 def _memory(row: asyncpg.Record) -> Memory:
     vector = row["vector"]
     return Memory(
@@ -154,6 +253,22 @@ def _memory(row: asyncpg.Record) -> Memory:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         vector=list(vector) if vector is not None else None,
+        expires_at=row["expires_at"],
+        ttl_seconds=row["ttl_seconds"],
+        refresh_on_read=row["refresh_on_read"],
+        accessed_at=row["accessed_at"],
+    )
+
+
+def _link(row: asyncpg.Record) -> LinkRecord:
+    return LinkRecord(
+        namespace=row["namespace"],
+        from_coord=row["from_coord"],
+        to_coord=row["to_coord"],
+        link_type=row["link_type"],
+        strength=row["strength"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
     )
 
 
@@ -170,14 +285,21 @@ class PostgresTransfer:
         total: int = await self._pool.fetchval(_COUNT, namespace, include_deleted)
         return total
 
-    async def histories(
-        self, namespace: str | None = None, *, include_deleted: bool = False
-    ) -> AsyncIterator[MemoryHistory]:
-        """Every memory with all its versions, ordered by namespace and coordinate; deleted
-        memories whose history is still kept too when ``include_deleted``.
+    @_unavailable
+    async def count_links(self, namespace: str | None = None) -> int:
+        """Links of the memory graph (of one namespace, or all)."""
+        total: int = await self._pool.fetchval(_COUNT_LINKS, namespace)
+        return total
 
-        Rows arrive ``prefetch`` at a time from a server-side cursor; only one memory's history
-        is held at once.
+    async def records(
+        self, namespace: str | None = None, *, include_deleted: bool = False
+    ) -> AsyncIterator[MemoryHistory | LinkRecord]:
+        """Every memory with all its versions, ordered by namespace and coordinate (deleted
+        memories whose history is still kept too when ``include_deleted``), then every link
+        between them: both from one snapshot.
+
+        Rows arrive ``prefetch`` at a time from server-side cursors; only one memory's history
+        (or one link) is held at once.
         """
         try:
             async with (
@@ -193,9 +315,7 @@ class PostgresTransfer:
                     if current is None or (current.namespace, current.coord) != key:
                         if current is not None:
                             yield current
-                        current = MemoryHistory(
-                            row["namespace"], row["coord"], row["live_type"] or "episodic", []
-                        )
+                        current = _history(row)
                     current.versions.append(_record(row))
                     if row["vector"] is not None:
                         current.vector = list(row["vector"])
@@ -203,14 +323,26 @@ class PostgresTransfer:
                         current.memory_type = row["memory_type"]
                 if current is not None:
                     yield current
+                links = connection.cursor(_EXPORT_LINKS, namespace, prefetch=self._prefetch)
+                async for row in links:
+                    yield _link(row)
         except POSTGRES_DOWN as exc:
             raise BackendUnavailable("postgres", type(exc).__name__) from exc
 
     @_unavailable
-    async def import_histories(self, histories: Sequence[MemoryHistory]) -> list[Memory]:
+    async def import_histories(
+        self, histories: Sequence[MemoryHistory], *, now: datetime | None = None
+    ) -> list[Memory]:
         """Write the histories in one transaction; return the live memories that moved (their
         vectors are owed, and already enqueued in the outbox). Idempotent. A history that ends
-        in a delete is kept as history only: no live memory comes of it."""
+        in a delete is kept as history only: no live memory comes of it.
+
+        At the same version, a later expiry (refresh_on_read) or last read in the file is taken.
+        A memory that has expired by ``now`` (default: this machine's clock) is left out with
+        its history, as the sweeper would delete both: nothing is written that no read could
+        answer, and a re-run after a sweep brings nothing back."""
+        moment = now if now is not None else datetime.now(UTC)
+        histories = [h for h in histories if h.expires_at is None or h.expires_at > moment]
         if not histories:
             return []
         flat = [(h, v) for h in histories for v in h.versions]
@@ -222,8 +354,38 @@ class PostgresTransfer:
                 *_columns(last),
                 [json.dumps(h.vector) if h.vector is not None else None for h, _ in last],
                 [v.deleted_at for _, v in flat],
+                [h.expires_at for h, _ in last],
+                [h.ttl_seconds for h, _ in last],
+                [h.refresh_on_read for h, _ in last],
+                [h.accessed_at for h, _ in last],
+            )
+            await connection.execute(
+                _CATCH_UP,
+                [h.namespace for h, _ in last],
+                [h.coord for h, _ in last],
+                [v.version for _, v in last],
+                [h.expires_at for h, _ in last],
+                [h.accessed_at for h, _ in last],
             )
         return [_memory(row) for row in rows]
+
+    @_unavailable
+    async def import_links(self, links: Sequence[LinkRecord]) -> tuple[int, int]:
+        """Write the links whose ends are both here, in one statement; return (links new here,
+        links skipped for a missing end). Idempotent: a link already here is left as it is."""
+        if not links:
+            return 0, 0
+        row = await self._pool.fetchrow(
+            _IMPORT_LINKS,
+            [k.namespace for k in links],
+            [k.from_coord for k in links],
+            [k.to_coord for k in links],
+            [k.link_type for k in links],
+            [k.strength for k in links],
+            [k.metadata for k in links],
+            [k.created_at for k in links],
+        )
+        return int(row["added"]), int(row["skipped"])
 
     @_unavailable
     async def enqueue_all(self, namespace: str | None = None) -> int:

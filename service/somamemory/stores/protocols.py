@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..filters import SearchFilter
 from ..links import Direction, Link, Neighbor, PathFound
-from ..models import Consistency, Memory, MemoryType, NewMemory, TypeCounts
+from ..models import Consistency, Memory, MemoryType, NamespacePolicy, NewMemory, TypeCounts
 from ..principals import TokenRecord
 
 if TYPE_CHECKING:
@@ -157,6 +157,22 @@ class TokenStore(Protocol):
 
     async def revoke(self, token_id: str) -> TokenRecord | None:
         """Mark a token revoked; the record, or None if there is no such live token."""
+        ...
+
+
+class PolicyStore(Protocol):
+    """Namespaces' own policies (``models.POLICY_FIELDS``): default TTLs and a cap."""
+
+    async def get(self, namespace: str) -> NamespacePolicy | None:
+        """The namespace's policy, or None if it has none."""
+        ...
+
+    async def update(self, namespace: str, changes: Mapping[str, int | None]) -> NamespacePolicy:
+        """Set the fields named in ``changes`` (None clears one), keep the others; the result."""
+        ...
+
+    async def delete(self, namespace: str) -> bool:
+        """Clear the namespace's policy; whether it had one."""
         ...
 
 

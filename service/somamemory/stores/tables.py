@@ -156,3 +156,22 @@ memory_links = sa.Table(
     # incoming walks, and the cascade of a deleted memory's incoming links
     sa.Index("memory_links_to_idx", "namespace", "to_coord"),
 )
+
+# Per-namespace policies (policies.py): a NULL column, or no row, falls back to the settings
+# (SOMA_DEFAULT_TTL_SECONDS, SOMA_MAX_MEMORIES).
+namespace_policies = sa.Table(
+    "namespace_policies",
+    metadata,
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("episodic_ttl_seconds", sa.BigInteger, nullable=True),
+    sa.Column("semantic_ttl_seconds", sa.BigInteger, nullable=True),
+    sa.Column("max_memories", sa.BigInteger, nullable=True),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.PrimaryKeyConstraint("namespace", name="namespace_policies_pkey"),
+    sa.CheckConstraint(
+        "episodic_ttl_seconds > 0 AND semantic_ttl_seconds > 0 AND max_memories > 0",
+        name="namespace_policies_positive_check",
+    ),
+)

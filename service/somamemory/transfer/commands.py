@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..interchange.batches import Batches, write_batch
-from ..interchange.fileformat import encode, header, read_header, read_histories
+from ..interchange.batches import LinkBatch, grouped, write_batch, write_links
+from ..interchange.fileformat import encode_record, header, read_header, read_records
 from ..settings import Settings
 from ..stores.postgres_transfer import MemoryHistory
 from .progress import progress
@@ -41,44 +41,62 @@ async def export(
     namespace: str | None = None,
     include_deleted: bool = False,
 ) -> int:
-    """Write every memory (of ``namespace``, or all) with all its versions; return the count.
-    ``include_deleted``: deleted memories whose history is still kept too."""
+    """Write every memory (of ``namespace``, or all) with all its versions, then the links
+    between them; return the count of memories. ``include_deleted``: deleted memories whose
+    history is still kept too."""
     written = 0
     async with opened(settings, vectors=False) as session:
         total = await session.transfer.count(namespace, include_deleted=include_deleted)
+        links = await session.transfer.count_links(namespace)
         with _open(target, "w") as out, progress("export", total) as shown:
-            out.write(json.dumps(header(namespace, total)) + "\n")
-            async for history in session.transfer.histories(
+            out.write(json.dumps(header(namespace, total, links)) + "\n")
+            async for record in session.transfer.records(
                 namespace, include_deleted=include_deleted
             ):
-                out.write(encode(history) + "\n")
-                written += 1
-                shown.advance(1)
+                out.write(encode_record(record) + "\n")
+                if isinstance(record, MemoryHistory):
+                    written += 1
+                    shown.advance(1)
     return written
 
 
-async def import_file(settings: Settings, source: str, *, index: bool = True) -> tuple[int, int]:
-    """Write the memories of an export file; return (memories read, memories that changed).
+async def import_file(
+    settings: Settings, source: str, *, index: bool = True
+) -> tuple[int, int, int]:
+    """Write the memories and links of an export file; return (memories read, memories that
+    changed, links new here).
 
-    Versions keep their numbers and timestamps and go in with ``ON CONFLICT DO NOTHING``, so a
-    second run, or a run resumed after an interruption, changes nothing already there.
+    Versions keep their numbers and timestamps and go in with ``ON CONFLICT DO NOTHING``, links
+    too, so a second run, or a run resumed after an interruption, changes nothing already there.
     """
-    read = changed = 0
+    read = changed = linked = 0
     with _open(source, "r") as stream:
         file_header = read_header(stream)  # before any backend opens: a refusal costs nothing
         total = file_header.get("memories")
         async with opened(settings, vectors=index) as session:
-            histories = read_histories(
+            records = read_records(
                 stream, max_payload_bytes=settings.max_payload_bytes, dim=settings.embedding_dim
             )
             with progress("import", total if isinstance(total, int) else None) as shown:
-                for number, batch in enumerate(_batches(histories), start=1):
+                number = 0
+                for batch in grouped(records):
+                    if isinstance(batch, LinkBatch):
+                        linked += await _import_links(session, batch)
+                        continue
                     changed += await _import_batch(session, batch)
                     read += len(batch)
                     shown.advance(len(batch))
+                    number += 1
                     if session.vectors is not None and number % FLUSH_EVERY == 0:
                         await session.vectors.writes.flush()
-    return read, changed
+    return read, changed, linked
+
+
+async def _import_links(session: Session, batch: LinkBatch) -> int:
+    if session.vectors is None:
+        added, _skipped = await session.transfer.import_links(batch.links)
+        return added
+    return await write_links(session.transfer, batch, live=session.vectors.backends.live)
 
 
 async def _import_batch(session: Session, batch: list[MemoryHistory]) -> int:
@@ -92,16 +110,6 @@ async def _import_batch(session: Session, batch: list[MemoryHistory]) -> int:
         locks=vectors.backends.locks,
         writes=vectors.writes,
     )
-
-
-def _batches(histories: Iterator[MemoryHistory]) -> Iterator[list[MemoryHistory]]:
-    """Batches of ``batches.Batches``: at most BATCH_MEMORIES, each naming a memory once."""
-    grouping = Batches()
-    for history in histories:
-        if (done := grouping.push(history)) is not None:
-            yield done
-    if rest := grouping.rest():
-        yield rest
 
 
 async def reindex(
