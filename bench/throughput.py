@@ -3,31 +3,35 @@ POST /memories/batch, and the raw limit of the same backends without HTTP.
 
 Each HTTP case starts ``somamemory serve`` as its own process on a fresh PostgreSQL database
 (the machine's server), Redis, and a fresh milvus-lite directory; the load comes from this
-process over loopback (so client and server share the 2 cores). The raw case writes the same
-memories through the service's own stores: PostgreSQL multi-row upserts (``put_many``) and
-Milvus upserts of precomputed vectors, then a flush.
+process over loopback (so client and server share the 2 cores). The raw case is the backends'
+own limit for the same memories, no service code on its path: asyncpg multi-row upserts of the
+memories and their version rows (one transaction per batch, as the service commits them) and
+pymilvus inserts of precomputed vectors, with two batches in flight as the bulk HTTP case has, on
+the same clock (from the first batch to the last answer; neither waits for milvus-lite's flush).
+Every case runs ``--repeat`` times; the ratios use the medians.
 
-    python bench/throughput.py [--memories 3000] [--bulk-memories 20000]
+    python bench/throughput.py [--memories 3000] [--bulk-memories 20000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import httpx
 from harness import TOKEN, drop_database, migrated_database, serving
+from pymilvus import MilvusClient
 
 from somamemory.embeddings import HashEmbedder
-from somamemory.models import NewMemory
-from somamemory.stores.milvus import MilvusVectorStore
-from somamemory.stores.postgres import PostgresStore
-from somamemory.stores.postgres_pool import create_pool
+from somamemory.stores.milvus import MilvusVectorStore, vector_id
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": "bench"}
 
@@ -78,16 +82,46 @@ async def _bulk_posts(url: str, total: int, per_request: int, concurrency: int =
         return total / (time.perf_counter() - started)
 
 
+_RAW_MEMORIES = """
+INSERT INTO memories (namespace, coord, memory_type, payload, importance, version,
+                      created_at, updated_at)
+SELECT 'bench', coord, 'episodic', payload::jsonb, 0, 1, now(), now()
+FROM unnest($1::text[], $2::text[]) AS input(coord, payload)
+ON CONFLICT (namespace, coord) DO UPDATE
+    SET payload = EXCLUDED.payload, version = memories.version + 1, updated_at = now()
+RETURNING coord, version, payload::text
+"""
+_RAW_VERSIONS = """
+INSERT INTO memory_versions (namespace, coord, version, memory_type, payload, importance,
+                             created_at, updated_at)
+SELECT 'bench', coord, version, 'episodic', payload::jsonb, 0, now(), now()
+FROM unnest($1::text[], $2::bigint[], $3::text[]) AS input(coord, version, payload)
+"""
+
+
 async def _raw(db_url: str, data_dir: Path, total: int, per_batch: int) -> float:
-    embedder = HashEmbedder(384)
-    news = [
-        NewMemory("bench", f"{i}.0,3.0", "episodic", {"text": f"memory number {i} of the run"}, 0.0)
-        for i in range(total)
-    ]
-    vectors = await embedder.embed([n.payload["text"] for n in news])  # not timed
-    pool = await create_pool(db_url, min_size=2, max_size=4, timeout=10)
-    store = PostgresStore(pool)
-    milvus = await asyncio.to_thread(
+    """asyncpg and pymilvus called directly, two batches in flight (the bulk case's shape)."""
+    texts = [f"memory number {i} of the run" for i in range(total)]
+    vectors = await HashEmbedder(384).embed(texts)  # not timed: the bench sends no vectors
+    batches = []
+    for start in range(0, total, per_batch):  # built before the clock starts
+        coords = [f"{i}.0,3.0" for i in range(start, min(start + per_batch, total))]
+        payloads = [json.dumps({"text": texts[i]}) for i in range(start, start + len(coords))]
+        rows = [
+            {
+                "id": vector_id("bench", coord),
+                "namespace": "bench",
+                "coord": coord,
+                "memory_type": "episodic",
+                "version": 1,
+                "importance": 0.0,
+                "fields": {},
+                "vector": vectors[start + k],
+            }
+            for k, coord in enumerate(coords)
+        ]
+        batches.append((coords, payloads, rows))
+    store = await asyncio.to_thread(  # the service's collection schema, created untimed
         MilvusVectorStore.connect,
         str(data_dir / "raw.db"),
         collection="raw",
@@ -95,13 +129,26 @@ async def _raw(db_url: str, data_dir: Path, total: int, per_batch: int) -> float
         token=None,
         timeout=10,
     )
+    milvus = MilvusClient(str(data_dir / "raw.db"))
+    pool = await asyncpg.create_pool(db_url, min_size=2, max_size=2)
+    pending = iter(batches)
+
+    async def worker() -> None:
+        for coords, payloads, rows in pending:
+            async with pool.acquire() as connection, connection.transaction():
+                written = await connection.fetch(_RAW_MEMORIES, coords, payloads)
+                await connection.execute(
+                    _RAW_VERSIONS, *map(list, zip(*(tuple(r) for r in written), strict=True))
+                )
+            await asyncio.to_thread(milvus.insert, "raw", rows)
+
     started = time.perf_counter()
-    for start in range(0, total, per_batch):
-        memories = await store.put_many(news[start : start + per_batch])
-        await milvus.upsert(list(zip(memories, vectors[start : start + per_batch], strict=True)))
-    await milvus.flush()
+    await asyncio.gather(worker(), worker())
     rate = total / (time.perf_counter() - started)
-    await milvus.close()
+    assert await pool.fetchval("SELECT count(*) FROM memory_versions") == total
+    assert (await asyncio.to_thread(milvus.get_collection_stats, "raw"))["row_count"] == total
+    milvus.close()
+    await store.close()
     await pool.close()
     return rate
 
@@ -111,37 +158,45 @@ async def main() -> None:
     parser.add_argument("--memories", type=int, default=3000)
     parser.add_argument("--bulk-memories", type=int, default=20000)
     parser.add_argument("--per-request", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    rows: list[tuple[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, batching in (
-            ("POST /memories, batching off (c=64)", False),
-            ("POST /memories, batching on (c=64)", True),
-        ):
+    names = [
+        "POST /memories, batching off (c=64)",
+        "POST /memories, batching on (c=64)",
+        f"POST /memories/batch ({args.per_request} per request, c=2)",
+        f"raw: asyncpg upserts + pymilvus inserts ({args.per_request} per batch, c=2)",
+    ]
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for run in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, batching in zip(names[:2], (False, True), strict=True):
+                db = await migrated_database()
+                try:
+                    with serving(Path(tmp) / f"{run}-{batching}", _env(db, batching)) as url:
+                        samples[name].append(await _single_posts(url, args.memories, 64))
+                finally:
+                    await drop_database(db)
             db = await migrated_database()
             try:
-                with serving(Path(tmp) / name.replace(" ", "_"), _env(db, batching)) as url:
-                    rows.append((name, await _single_posts(url, args.memories, 64)))
+                with serving(Path(tmp) / f"{run}-bulk", _env(db, False)) as url:
+                    bulk = await _bulk_posts(url, args.bulk_memories, args.per_request)
+                samples[names[2]].append(bulk)
             finally:
                 await drop_database(db)
-        db = await migrated_database()
-        try:
-            with serving(Path(tmp) / "bulk", _env(db, False)) as url:
-                bulk = await _bulk_posts(url, args.bulk_memories, args.per_request)
-            rows.append((f"POST /memories/batch ({args.per_request} per request, c=2)", bulk))
-        finally:
-            await drop_database(db)
-        db = await migrated_database()  # the raw path starts from the same empty tables
-        try:
-            raw = await _raw(db, Path(tmp), args.bulk_memories, args.per_request)
-            rows.append((f"raw: put_many + Milvus upsert ({args.per_request} per batch)", raw))
-        finally:
-            await drop_database(db)
-    off, on = rows[0][1], rows[1][1]
-    print("\n| write path | memories/s |\n|---|---|")
-    for name, rate in rows:
-        print(f"| {name} | {rate:,.0f} |")
-    print(f"\nbatching on / off: {on / off:.1f}x; bulk / raw: {bulk / raw:.0%}")
+            db = await migrated_database()  # the raw path starts from the same empty tables
+            try:
+                samples[names[3]].append(
+                    await _raw(db, Path(tmp), args.bulk_memories, args.per_request)
+                )
+            finally:
+                await drop_database(db)
+    runs = " | ".join(f"run {i + 1}" for i in range(args.repeat))
+    print(f"\n| write path | {runs} | median memories/s |\n|---|{'---|' * (args.repeat + 1)}")
+    for name in names:
+        cells = " | ".join(f"{rate:,.0f}" for rate in samples[name])
+        print(f"| {name} | {cells} | {statistics.median(samples[name]):,.0f} |")
+    off, on, bulk, raw = (statistics.median(samples[name]) for name in names)
+    print(f"\nmedians: batching on / off: {on / off:.1f}x; bulk / raw: {bulk / raw:.0%}")
 
 
 if __name__ == "__main__":

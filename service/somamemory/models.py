@@ -15,6 +15,7 @@ MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "semantic")
 Consistency = Literal["strong", "session", "bounded", "eventually"]
 # Integers beyond this lose exactness as doubles: they are stored, but never filtered on.
 MAX_EXACT_INT = 2**53
+MAX_VERSION = 2**63 - 1  # versions are PostgreSQL bigints
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,6 +179,10 @@ def test_versions_come_a_page_at_a_time(client: TestClient, headers: dict[str, s
     assert everything["next_after"] is None
     too_many = client.get("/memories/3,3/versions", params={"limit": 5000}, headers=headers)
     assert too_many.status_code == 422
+    last = client.get("/memories/3,3/versions", params={"after": 2**63 - 1}, headers=headers)
+    assert last.status_code == 200 and last.json()["versions"] == []
+    beyond = client.get("/memories/3,3/versions", params={"after": 2**63}, headers=headers)
+    assert beyond.status_code == 422  # a version beyond a bigint is refused, never a 500
 
 
 def test_a_delete_answers_where_the_memory_is_gone_from(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from ..models import MAX_VERSION
 from .deps import Authorized, ReadNamespace, Service, WriteNamespace
 from .errors import responses
 from .schemas import (
@@ -82,7 +83,9 @@ async def memory_versions(
     coord: str,
     namespace: ReadNamespace,
     service: Service,
-    after: Annotated[int, Query(ge=0, description="Only versions newer than this one.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_VERSION, description="Only versions newer than this one.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many versions.")] = 100,
 ) -> VersionsResponse:
     """The versions of a live memory, oldest first, a page at a time: ask again with

@@ -38,7 +38,7 @@ from ..coords import normalize_coord
 from ..errors import InvalidInput, SomaError
 from ..graph import check_link_type
 from ..links import MAX_LINK_METADATA_BYTES
-from ..models import MEMORY_TYPES, timestamp
+from ..models import MAX_VERSION, MEMORY_TYPES, timestamp
 from ..payloads import validate_payload
 from ..stores.postgres_transfer import LinkRecord, MemoryHistory, VersionRecord
 from ..writes import check_vector
@@ -46,7 +46,6 @@ from ..writes import check_vector
 FORMAT = "somamemory.export"
 FORMAT_VERSION = 2
 LINK = "link"  # the ``kind`` of a link line (a memory line has none)
-MAX_VERSION = 2**63 - 1  # PostgreSQL's bigint
 MAX_TTL_SECONDS = 10**10  # about 317 years: far beyond any TTL a write may ask for
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
