@@ -64,15 +64,17 @@ async def test_overlapping_holders_never_run_together(replicas: Replicas) -> Non
 async def test_a_single_hold_and_a_many_hold_exclude_each_other(replicas: Replicas) -> None:
     one, two = replicas(), replicas()
     order: list[str] = []
+    single_holds = asyncio.Event()
 
     async def single() -> None:
         async with one.hold("k"):
             order.append("single in")
+            single_holds.set()
             await asyncio.sleep(0.05)
             order.append("single out")
 
     async def many() -> None:
-        await asyncio.sleep(0.01)
+        await single_holds.wait()  # asks while the single hold is in (not after a guessed delay)
         async with two.hold_many(["j", "k"]):
             order.append("many in")
 
