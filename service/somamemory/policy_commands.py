@@ -8,22 +8,20 @@ else the token ``somamemory serve`` keeps in its data directory.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from .client import APIError, ConnectionFailed, NamespacePolicy, SomaClient
-from .token_commands import _UNITS, _admin_token
+from .admin_commands import add_service_options, admin_command, duration_seconds, print_json
+from .client import NamespacePolicy, SomaClient
 
 
 def _seconds(text: str) -> int:
     """``7d``, ``12h``, ``90m``, ``3600s`` or a plain number of seconds."""
     if text.isdigit():
         return int(text)
-    if text[:-1].isdigit() and text[-1:] in _UNITS:
-        return int(text[:-1]) * _UNITS[text[-1]]
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        return seconds
     raise argparse.ArgumentTypeError(f"{text!r}: give seconds or a duration (7d, 12h, 90m)")
 
 
@@ -35,44 +33,31 @@ def _json(policy: NamespacePolicy) -> dict[str, Any]:
     return data
 
 
-def _run(args: argparse.Namespace) -> int:
-    try:
-        with SomaClient(args.url, token=_admin_token(args)) as client:
-            if args.policy_command == "set":
-                ttls = {
-                    kind: seconds
-                    for kind, seconds in (
-                        ("episodic", args.episodic_ttl),
-                        ("semantic", args.semantic_ttl),
-                    )
-                    if seconds is not None
-                }
-                policy = client.set_policy(
-                    args.namespace,
-                    default_ttl_seconds=ttls,
-                    max_memories=args.max_memories,
-                    clear=args.clear or (),
-                )
-                print(json.dumps(_json(policy), indent=2))
-            elif args.policy_command == "get":
-                print(json.dumps(_json(client.get_policy(args.namespace)), indent=2))
-            else:
-                had = client.clear_policy(args.namespace)
-                print(f"cleared the policy of {args.namespace}" if had else "no policy to clear")
-    except (APIError, ConnectionFailed) as exc:
-        print(f"somamemory policy: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def _act(client: SomaClient, args: argparse.Namespace) -> None:
+    if args.policy_command == "set":
+        ttls = {
+            kind: seconds
+            for kind, seconds in (("episodic", args.episodic_ttl), ("semantic", args.semantic_ttl))
+            if seconds is not None
+        }
+        policy = client.set_policy(
+            args.namespace,
+            default_ttl_seconds=ttls,
+            max_memories=args.max_memories,
+            clear=args.clear or (),
+        )
+        print_json(_json(policy))
+    elif args.policy_command == "get":
+        print_json(_json(client.get_policy(args.namespace)))
+    else:
+        had = client.clear_policy(args.namespace)
+        print(f"cleared the policy of {args.namespace}" if had else "no policy to clear")
 
 
 def add_policy_commands(commands: Any) -> None:
     """Register ``policy`` and its subcommands on the CLI's subparsers."""
     policy = commands.add_parser("policy", help="a namespace's default TTLs and memory cap")
-    policy.add_argument("--url", help="the service (default $SOMA_URL or http://127.0.0.1:10101)")
-    policy.add_argument(
-        "--token", help="an admin token (default $SOMA_API_TOKEN, else the local one)"
-    )
-    policy.add_argument("--data-dir", type=Path, help="where the local token is (./.somamemory)")
+    add_service_options(policy)
     actions = policy.add_subparsers(dest="policy_command", required=True)
     change = actions.add_parser("set", help="set (or --clear) values; keeps the others")
     change.add_argument("namespace")
@@ -89,4 +74,4 @@ def add_policy_commands(commands: Any) -> None:
     show.add_argument("namespace")
     drop = actions.add_parser("clear", help="clear the whole policy: the settings apply again")
     drop.add_argument("namespace")
-    policy.set_defaults(run=_run)
+    policy.set_defaults(run=admin_command("policy", _act))

@@ -7,26 +7,20 @@ The commands talk to the service's ``/admin/tokens`` with an admin token: ``--to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from .client import APIError, ConnectionFailed, SomaClient, TokenInfo
-from .client._config import TOKEN_VAR
-from .local_token import existing_local_token
-from .settings import Settings
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from .admin_commands import add_service_options, admin_command, duration_seconds, print_json
+from .client import SomaClient, TokenInfo
 
 
 def _expiry(text: str) -> datetime:
     """``30d``, ``12h``, ``90m``, ``3600s`` from now, or an ISO 8601 time with a zone."""
-    if text[:-1].isdigit() and text[-1:] in _UNITS:
-        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        return datetime.now(UTC) + timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -38,15 +32,6 @@ def _expiry(text: str) -> datetime:
     return moment
 
 
-def _admin_token(args: argparse.Namespace) -> str | None:
-    if args.token:
-        return str(args.token)
-    if os.environ.get(TOKEN_VAR):
-        return None  # the client reads it
-    data_dir: Path = args.data_dir or Settings(**{}).data_dir
-    return existing_local_token(data_dir)
-
-
 def _json(info: TokenInfo) -> dict[str, Any]:
     data = asdict(info)
     data["namespaces"] = list(info.namespaces)
@@ -55,34 +40,24 @@ def _json(info: TokenInfo) -> dict[str, Any]:
     return data
 
 
-def _run(args: argparse.Namespace) -> int:
-    try:
-        with SomaClient(args.url, token=_admin_token(args)) as client:
-            if args.token_command == "create":
-                minted = client.create_token(
-                    args.namespace, args.role, expires_at=args.expires, description=args.description
-                )
-                print(json.dumps({**_json(minted.info), "token": minted.token}, indent=2))
-                print("the token is shown this once: keep it now", file=sys.stderr)
-            elif args.token_command == "list":
-                print(json.dumps([_json(info) for info in client.list_tokens()], indent=2))
-            else:
-                client.revoke_token(args.id)
-                print(f"revoked {args.id}")
-    except (APIError, ConnectionFailed) as exc:
-        print(f"somamemory token: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def _act(client: SomaClient, args: argparse.Namespace) -> None:
+    if args.token_command == "create":
+        minted = client.create_token(
+            args.namespace, args.role, expires_at=args.expires, description=args.description
+        )
+        print_json({**_json(minted.info), "token": minted.token})
+        print("the token is shown this once: keep it now", file=sys.stderr)
+    elif args.token_command == "list":
+        print_json([_json(info) for info in client.list_tokens()])
+    else:
+        client.revoke_token(args.id)
+        print(f"revoked {args.id}")
 
 
 def add_token_commands(commands: Any) -> None:
     """Register ``token`` and its subcommands on the CLI's subparsers."""
     token = commands.add_parser("token", help="create, list or revoke API tokens")
-    token.add_argument("--url", help="the service (default $SOMA_URL or http://127.0.0.1:10101)")
-    token.add_argument(
-        "--token", help="an admin token (default $SOMA_API_TOKEN, else the local one)"
-    )
-    token.add_argument("--data-dir", type=Path, help="where the local token is (./.somamemory)")
+    add_service_options(token)
     actions = token.add_subparsers(dest="token_command", required=True)
     create = actions.add_parser("create", help="mint a token; prints its secret once")
     create.add_argument(
@@ -97,4 +72,4 @@ def add_token_commands(commands: Any) -> None:
     actions.add_parser("list", help="the tokens not revoked (never their secrets)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("id", help="the token's id (tok_...)")
-    token.set_defaults(run=_run)
+    token.set_defaults(run=admin_command("token", _act))

@@ -16,6 +16,7 @@ from . import postgres_expiry, postgres_history
 from .answering import observed
 from .postgres_keyword import KeywordHit, keyword_search
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
+from .postgres_rows import memory_from_row
 from .protocols import JournalEntry
 
 log = logging.getLogger(__name__)
@@ -117,24 +118,6 @@ GROUP BY memory_type
 """
 
 
-def _memory(row: asyncpg.Record) -> Memory:
-    return Memory(
-        namespace=row["namespace"],
-        coord=row["coord"],
-        memory_type=row["memory_type"],
-        payload=row["payload"],
-        importance=row["importance"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        vector=list(row["vector"]) if row.get("vector") is not None else None,
-        expires_at=row.get("expires_at"),
-        ttl_seconds=row.get("ttl_seconds"),
-        refresh_on_read=bool(row.get("refresh_on_read")),
-        accessed_at=row.get("accessed_at"),
-    )
-
-
 def _vector_text(vector: list[float] | None) -> str | None:
     # as JSON text: asyncpg would read a list inside an array parameter as another dimension
     return json.dumps(vector) if vector is not None else None
@@ -173,7 +156,7 @@ async def put_many_in(
             [memories[i].ttl_seconds for i in wave],
             [memories[i].refresh_on_read for i in wave],
         )
-        by_key = {(row["namespace"], row["coord"]): _memory(row) for row in rows}
+        by_key = {(row["namespace"], row["coord"]): memory_from_row(row) for row in rows}
         for i in wave:
             results[i] = by_key[(memories[i].namespace, memories[i].coord)]
     return [memory for memory in results if memory is not None]
@@ -212,14 +195,14 @@ class PostgresStore:
         self, namespace: str, coord: str, *, now: datetime | None = None
     ) -> Memory | None:
         row = await self._pool.fetchrow(_GET, namespace, coord, now)
-        return _memory(row) if row is not None else None
+        return memory_from_row(row) if row is not None else None
 
     @bounded
     async def get_many(
         self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
     ) -> dict[str, Memory]:
         rows = await self._pool.fetch(_GET_MANY, namespace, list(coords), now)
-        return {row["coord"]: _memory(row) for row in rows}
+        return {row["coord"]: memory_from_row(row) for row in rows}
 
     @bounded
     async def versions(
@@ -232,7 +215,7 @@ class PostgresStore:
         now: datetime | None = None,
     ) -> list[Memory]:
         rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit, now)
-        return [_memory(row) for row in rows]
+        return [memory_from_row(row) for row in rows]
 
     @bounded
     async def as_of(self, namespace: str, coord: str, moment: datetime) -> Memory | None:

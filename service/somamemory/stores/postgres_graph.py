@@ -17,6 +17,7 @@ import asyncpg
 
 from ..links import Direction, Link, Neighbor, PathFound
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, bounded
+from .postgres_rows import link_from_row
 
 _MISSING = """
 SELECT c FROM unnest($2::text[]) AS c
@@ -142,19 +143,6 @@ ORDER BY l.to_coord, s.rank, l.strength DESC, l.link_type
 """
 
 
-def _link(row: asyncpg.Record) -> Link:
-    return Link(
-        namespace=row["namespace"],
-        from_coord=row["from_coord"],
-        to_coord=row["to_coord"],
-        link_type=row["link_type"],
-        strength=row["strength"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        created=row["created"],
-    )
-
-
 class PostgresGraph:
     """Links between memories, and walks over them, in the canonical PostgreSQL.
 
@@ -191,7 +179,7 @@ class PostgresGraph:
             )
         except asyncpg.ForeignKeyViolationError:
             return None
-        return _link(row)
+        return link_from_row(row, Link, created=row["created"])
 
     @bounded
     async def unlink(

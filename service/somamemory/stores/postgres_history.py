@@ -13,13 +13,15 @@ from datetime import datetime
 import asyncpg
 
 from ..models import Memory
+from .postgres_rows import memory_from_row
 
 # A moment in the future is now (PostgreSQL's clock, the one that stamped the versions). With
-# the live row's expiry: a memory that had expired by then was gone too.
+# the live row's expiry: a memory that had expired by then was gone too (``live_expires_at``, so
+# the version answered carries no expiry of its own).
 _AS_OF = """
 WITH asked AS (SELECT least($3::timestamptz, now()) AS moment)
 SELECT v.namespace, v.coord, v.memory_type, v.payload, v.importance, v.version, v.created_at,
-       v.updated_at, v.deleted_at, m.expires_at, asked.moment
+       v.updated_at, v.deleted_at, m.expires_at AS live_expires_at, asked.moment
 FROM asked, memory_versions v
 LEFT JOIN memories m ON m.namespace = v.namespace AND m.coord = v.coord
 WHERE v.namespace = $1 AND v.coord = $2 AND v.updated_at <= asked.moment
@@ -50,28 +52,15 @@ SELECT (SELECT count(*) FROM doomed) AS deletions, (SELECT count(*) FROM gone) A
 """
 
 
-def _memory(row: asyncpg.Record) -> Memory:
-    return Memory(
-        namespace=row["namespace"],
-        coord=row["coord"],
-        memory_type=row["memory_type"],
-        payload=row["payload"],
-        importance=row["importance"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 async def as_of(pool: asyncpg.Pool, namespace: str, coord: str, moment: datetime) -> Memory | None:
     """The version current at ``moment``; None before the memory existed or after its delete."""
     row = await pool.fetchrow(_AS_OF, namespace, coord, moment)
     if row is None:
         return None
-    ended = row["deleted_at"] if row["deleted_at"] is not None else row["expires_at"]
+    ended = row["deleted_at"] if row["deleted_at"] is not None else row["live_expires_at"]
     if ended is not None and ended <= row["moment"]:
         return None
-    return _memory(row)
+    return memory_from_row(row)
 
 
 async def deletions(

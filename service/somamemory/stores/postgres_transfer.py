@@ -23,6 +23,7 @@ from ..errors import BackendUnavailable
 from ..models import Memory, MemoryType
 from .driver_errors import unavailable
 from .postgres_pool import POSTGRES_DOWN, Pool
+from .postgres_rows import link_from_row, memory_from_row
 
 _unavailable = unavailable("postgres", POSTGRES_DOWN)
 
@@ -241,37 +242,6 @@ def _history(row: asyncpg.Record) -> MemoryHistory:
     )
 
 
-def _memory(row: asyncpg.Record) -> Memory:
-    vector = row["vector"]
-    return Memory(
-        namespace=row["namespace"],
-        coord=row["coord"],
-        memory_type=row["memory_type"],
-        payload=row["payload"],
-        importance=row["importance"],
-        version=row["version"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        vector=list(vector) if vector is not None else None,
-        expires_at=row["expires_at"],
-        ttl_seconds=row["ttl_seconds"],
-        refresh_on_read=row["refresh_on_read"],
-        accessed_at=row["accessed_at"],
-    )
-
-
-def _link(row: asyncpg.Record) -> LinkRecord:
-    return LinkRecord(
-        namespace=row["namespace"],
-        from_coord=row["from_coord"],
-        to_coord=row["to_coord"],
-        link_type=row["link_type"],
-        strength=row["strength"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-    )
-
-
 class PostgresTransfer:
     """Bulk reads and writes of whole memory histories on the canonical store."""
 
@@ -325,7 +295,7 @@ class PostgresTransfer:
                     yield current
                 links = connection.cursor(_EXPORT_LINKS, namespace, prefetch=self._prefetch)
                 async for row in links:
-                    yield _link(row)
+                    yield link_from_row(row, LinkRecord)
         except POSTGRES_DOWN as exc:
             raise BackendUnavailable("postgres", type(exc).__name__) from exc
 
@@ -367,7 +337,7 @@ class PostgresTransfer:
                 [h.expires_at for h, _ in last],
                 [h.accessed_at for h, _ in last],
             )
-        return [_memory(row) for row in rows]
+        return [memory_from_row(row) for row in rows]
 
     @_unavailable
     async def import_links(self, links: Sequence[LinkRecord]) -> tuple[int, int]:
