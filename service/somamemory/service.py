@@ -370,12 +370,12 @@ class MemoryService:
         key = normalize_coord(coord)
         async with self.locks.hold(f"{namespace}:{key}"):
             async with self.live.gate.passage():
-                deleted = await self.live.store.delete(namespace, key)
+                removed = await self.live.store.delete(namespace, key)
             cache_state = "none"
             cache = self.live.cache
             if cache is not None:
-                try:
-                    await cache.invalidate(namespace, key)
+                try:  # a tombstone: an older write's value arriving late stays out
+                    await cache.tombstone_many([(namespace, key, removed)])
                     cache_state = "done"
                 except BackendUnavailable:
                     log.warning(
@@ -385,8 +385,8 @@ class MemoryService:
             vector_done = await self.writes.unindex(namespace, key)
         return DeletionReceipt(
             coord=key,
-            deleted=deleted,
-            canonical="done" if deleted else "absent",
+            deleted=removed > 0,
+            canonical="done" if removed else "absent",
             cache=cache_state,
             vector="done" if vector_done else "pending",
         )

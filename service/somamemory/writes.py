@@ -208,7 +208,9 @@ class WritePath:
 
     async def _cache_set(self, memories: Sequence[Memory]) -> None:
         """One write refreshes its entry (a read soon after hits); a batch drops its entries in
-        one command instead of sending every payload to the cache."""
+        one command instead of sending every payload to the cache, leaving tombstones just
+        below the versions written, so an older value racing in (a writer under the other
+        lock kind while Redis comes back) stays out and a read of these versions fills."""
         cache = self.live.cache
         if cache is None:
             return
@@ -218,7 +220,9 @@ class WritePath:
             if len(memories) == 1 and memories[0].expires_at is None:
                 await cache.set_many(memories)
             else:
-                await cache.invalidate_many([(m.namespace, m.coord) for m in memories])
+                await cache.tombstone_many(
+                    [(m.namespace, m.coord, m.version - 1) for m in memories]
+                )
         except BackendUnavailable:
             log.warning("cache update failed; dropping the entries", exc_info=True)
             try:

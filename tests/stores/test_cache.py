@@ -114,3 +114,113 @@ async def test_the_in_process_cache_drops_expired_entries_without_reads() -> Non
     await cache.set_many([_memory(f"{n}.0", text="y" * 10_000) for n in range(50)])
     await cache.set_many([_memory("fresh.0")])  # storing sweeps what expired before it
     assert cache.size_bytes < 10_000
+
+
+def _version(found: bytes | None) -> int | None:
+    return None if found is None else Memory.from_json(found).version
+
+
+async def test_an_older_value_set_after_a_newer_one_leaves_the_newer(replicas: Replicas) -> None:
+    newer, older = replicas(), replicas()  # two writers that did not exclude each other
+    await newer.set_many([_memory("7.0", version=3, text="newer")])
+    await older.set_many([_memory("7.0", version=2, text="older")])  # it lands last
+    await older.set_many([_memory("7.0", version=3, text="same version again")])
+    hit = await older.get("ns", "7.0")
+    assert hit.value is not None and Memory.from_json(hit.value).payload == {"text": "newer"}
+
+
+async def test_set_many_lands_only_its_newer_entries(replicas: Replicas) -> None:
+    cache = replicas()
+    await cache.set_many([_memory("8.0", version=5), _memory("9.0", version=5)])
+    await cache.set_many(
+        [
+            _memory("8.0", version=4),  # older: stays out
+            _memory("9.0", version=6),  # newer: lands
+            _memory("10.0", version=1),  # nothing there: lands
+            _memory("9.0", version=5),  # the same batch, older than what it just set
+        ]
+    )
+    found = {c: _version((await cache.get("ns", c)).value) for c in ("8.0", "9.0", "10.0")}
+    assert found == {"8.0": 5, "9.0": 6, "10.0": 1}
+
+
+async def test_a_delete_tombstone_keeps_older_fills_and_values_out(replicas: Replicas) -> None:
+    reader, writer, deleter = replicas(), replicas(), replicas()
+    miss = await reader.get("ns", "11.0")  # reads version 4 canonically ...
+    assert miss.lease is not None
+    await deleter.tombstone_many([("ns", "11.0", 4)])  # ... a delete of version 4 commits
+    await reader.fill(_memory("11.0", version=4), miss.lease)  # the stale fill arrives
+    await writer.set_many([_memory("11.0", version=4)])  # so does the deleted version's write
+    assert (await reader.get("ns", "11.0")).value is None
+    # the tombstone's floor stays under the lease a later reader takes ...
+    later = await reader.get("ns", "11.0")
+    assert later.value is None and later.lease is None  # (the first reader's lease is out)
+    # ... and the memory written again (versions continue after the deleted ones) is cached
+    await writer.set_many([_memory("11.0", version=5, text="again")])
+    assert _version((await deleter.get("ns", "11.0")).value) == 5
+
+
+async def test_a_fill_lands_over_a_tombstone_below_it_and_a_lease_keeps_its_floor(
+    replicas: Replicas,
+) -> None:
+    reader, writer = replicas(), replicas()
+    await writer.tombstone_many([("ns", "12.0", 6)])  # a batch wrote version 7 (floor 6)
+    miss = await reader.get("ns", "12.0")
+    assert miss.lease is not None
+    await writer.set_many([_memory("12.0", version=6)])  # older than the floor: out
+    await reader.fill(_memory("12.0", version=6), miss.lease)  # the lease keeps the floor too
+    assert (await reader.get("ns", "12.0")).value is None
+    await writer.tombstone_many([("ns", "12.0", 2)])  # a lower floor does not lower it
+    await reader.fill(_memory("12.0", version=6), "no lease")
+    again = await reader.get("ns", "12.0")
+    assert again.value is None and again.lease is not None
+    await reader.fill(_memory("12.0", version=7), again.lease)  # read after the batch: lands
+    assert _version((await reader.get("ns", "12.0")).value) == 7
+    # a value read after a tombstone's version lands over it, the reader's lease dropped or not
+    await writer.tombstone_many([("ns", "12.0", 8)])
+    await reader.fill(_memory("12.0", version=9), "a lease since dropped")
+    assert _version((await reader.get("ns", "12.0")).value) == 9
+
+
+async def test_a_tombstone_drops_a_newer_value_but_keeps_its_version(replicas: Replicas) -> None:
+    cache = replicas()
+    await cache.set_many([_memory("13.0", version=9)])
+    await cache.tombstone_many([("ns", "13.0", 0)])  # a delete that found nothing to delete
+    assert (await cache.get("ns", "13.0")).value is None
+    await cache.set_many([_memory("13.0", version=8)])
+    assert (await cache.get("ns", "13.0")).value is None
+
+
+async def test_the_in_process_cache_keeps_the_version_of_a_value_too_big_to_keep() -> None:
+    cache = InProcessCache(ttl_seconds=60, max_bytes=1_000)
+    await cache.set_many([_memory("14.0", version=3, text="x" * 2_000)])
+    await cache.set_many([_memory("14.0", version=2)])
+    assert (await cache.get("ns", "14.0")).value is None
+
+
+async def test_an_older_format_entry_in_redis_is_a_miss_and_is_replaced() -> None:
+    prefix = f"soma-test-cache-{uuid.uuid4().hex[:8]}"
+    client = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    cache = RedisCache(client, prefix=prefix, ttl_seconds=60)
+    try:
+        old_value = _memory("15.0", version=7, text="format 1").to_json()
+        await client.set(f"{prefix}:cache:ns:15.0", old_value)  # format 1: the bare JSON
+        await client.set(f"{prefix}:cache:ns:16.0", b"\x00lease:2b3c4d5e6f7a8b9c")  # a lease
+        await client.set(f"{prefix}:cache:ns:17.0", old_value)
+        miss = await cache.get("ns", "15.0")
+        assert miss.value is None and miss.lease is not None  # replaced by this reader's lease
+        await cache.fill(_memory("15.0", version=7, text="format 2"), miss.lease)
+        hit = await cache.get("ns", "15.0")
+        assert hit.value is not None and Memory.from_json(hit.value).payload["text"] == "format 2"
+        lease = (await cache.get("ns", "16.0")).lease
+        assert lease is not None
+        await cache.fill(_memory("16.0"), lease)
+        assert _version((await cache.get("ns", "16.0")).value) == 1
+        await cache.set_many([_memory("17.0", version=1)])  # any version replaces format 1
+        assert _version((await cache.get("ns", "17.0")).value) == 1
+        assert (await cache.peek("ns", "17.0")) is not None
+    finally:
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

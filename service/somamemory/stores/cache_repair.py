@@ -68,6 +68,13 @@ class RepairingCache:
             self._owe([(memory.namespace, memory.coord) for memory in memories])
             raise
 
+    async def tombstone_many(self, marks: Sequence[tuple[str, str, int]]) -> None:
+        try:
+            await self._inner.tombstone_many(marks)
+        except BackendUnavailable:
+            self._owe([(namespace, coord) for namespace, coord, _ in marks])
+            raise
+
     async def invalidate(self, namespace: str, coord: str) -> None:
         try:
             await self._inner.invalidate(namespace, coord)

@@ -24,6 +24,10 @@ from .protocols import CacheLookup
 
 LEASE_SECONDS = 10.0  # a reader that dies holding a lease blocks fills for this long
 
+# a cache entry: (expiry, version, held); held is a memory's JSON (bytes), a lease a reader holds
+# on the empty entry (str; the version is its floor), or None for a tombstone
+_Entry = tuple[float, int, bytes | str | None]
+
 
 class InProcessStore:
     """Memories in a dict: the last resort when neither PostgreSQL nor Redis answers."""
@@ -108,9 +112,10 @@ class InProcessStore:
             self._versions[(namespace, coord)][-1] = dataclasses.replace(memory, expires_at=moved)
             return moved
 
-    async def delete(self, namespace: str, coord: str) -> bool:
+    async def delete(self, namespace: str, coord: str) -> int:
         async with self._lock:
-            return self._versions.pop((namespace, coord), None) is not None
+            history = self._versions.pop((namespace, coord), None)
+            return history[-1].version if history else 0
 
     async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
         moment = now or datetime.now(UTC)
@@ -136,6 +141,11 @@ class InProcessCache:
 
     Bounded twice: by entries and by bytes of cached JSON. Expired entries are dropped when read
     and, oldest first, whenever something is stored, so they never pile up unread.
+
+    Every entry keeps a version, and changes follow the Redis cache's rules
+    (``redis_cache_entries``): an older value never replaces a newer one, nor a tombstone of a
+    newer one. No method awaits anything, so each runs whole on the event loop: the same
+    all-at-once a lock (or Redis's Lua) gives.
     """
 
     name = "in-process"
@@ -147,51 +157,70 @@ class InProcessCache:
         self._max = max_entries
         self._max_bytes = max_bytes
         self._bytes = 0
-        # a value is bytes (a memory's JSON) or a lease (str) a reader holds on the empty entry
-        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes | str]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
     async def get(self, namespace: str, coord: str) -> CacheLookup:
         key = (namespace, coord)
-        entry = self._entries.get(key)
         now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] >= now and isinstance(entry[2], bytes):
+            self._entries.move_to_end(key)  # a hit, checked first
+            return CacheLookup(entry[2])
+        entry = self._current(key, now)
+        if entry is None or entry[2] is None:  # nothing, or a tombstone: its floor stays
+            lease = secrets.token_hex(8)
+            self._store(key, now + LEASE_SECONDS, entry[1] if entry else 0, lease)
+            return CacheLookup(None, lease)
+        return CacheLookup(None)  # another reader's lease: it is filling the entry
+
+    def _current(self, key: tuple[str, str], now: float) -> _Entry | None:
+        entry = self._entries.get(key)
         if entry is not None and entry[0] < now:
             self._drop(key)
-            entry = None
-        if entry is None:
-            lease = secrets.token_hex(8)
-            self._store(key, now + LEASE_SECONDS, lease)
-            return CacheLookup(None, lease)
-        value = entry[1]
-        if isinstance(value, str):
-            return CacheLookup(None)  # another reader is filling it
-        self._entries.move_to_end(key)
-        return CacheLookup(value)
+            return None
+        return entry
 
     async def fill(self, memory: Memory, lease: str) -> None:
-        key = (memory.namespace, memory.coord)
-        entry = self._entries.get(key)
-        if entry is not None and entry[1] == lease:
+        entry = self._current((memory.namespace, memory.coord), time.monotonic())
+        if entry is None:
+            return  # the lease was dropped (an invalidation)
+        if isinstance(entry[2], str) and entry[2] != lease:
+            return  # another reader's lease
+        if entry[1] < memory.version:
             self._set(memory)
 
     async def set_many(self, memories: Sequence[Memory]) -> None:
+        now = time.monotonic()
         for memory in memories:
-            self._set(memory)
+            entry = self._current((memory.namespace, memory.coord), now)
+            if entry is None or entry[1] < memory.version:
+                self._set(memory)
+
+    async def tombstone_many(self, marks: Sequence[tuple[str, str, int]]) -> None:
+        now = time.monotonic()
+        for namespace, coord, version in marks:
+            entry = self._current((namespace, coord), now)
+            floor = max(version, entry[1]) if entry is not None else version
+            self._store((namespace, coord), now + self._ttl, floor, None)
 
     def _set(self, memory: Memory) -> None:
         raw = memory.to_json().encode()
         key = (memory.namespace, memory.coord)
-        if len(raw) > self._max_bytes:
-            self._drop(key)  # too big to keep: reads go to the store
+        expires = time.monotonic() + self._ttl
+        if len(raw) > self._max_bytes:  # too big to keep: reads go to the store
+            self._store(key, expires, memory.version, None)  # and nothing older lands
             return
-        self._store(key, time.monotonic() + self._ttl, raw)
+        self._store(key, expires, memory.version, raw)
 
-    def _store(self, key: tuple[str, str], expires: float, value: bytes | str) -> None:
+    def _store(
+        self, key: tuple[str, str], expires: float, version: int, held: bytes | str | None
+    ) -> None:
         self._drop(key)
-        self._entries[key] = (expires, value)
-        self._bytes += len(value)
+        self._entries[key] = (expires, version, held)
+        self._bytes += len(held) if held is not None else 0
         now = time.monotonic()
         while self._entries:
-            oldest_key, (oldest_expiry, _) = next(iter(self._entries.items()))
+            oldest_key, (oldest_expiry, _, _) = next(iter(self._entries.items()))
             full = len(self._entries) > self._max or self._bytes > self._max_bytes
             if not full and oldest_expiry >= now:
                 break
@@ -199,8 +228,8 @@ class InProcessCache:
 
     def _drop(self, key: tuple[str, str]) -> None:
         entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._bytes -= len(entry[1])
+        if entry is not None and entry[2] is not None:
+            self._bytes -= len(entry[2])
 
     @property
     def size_bytes(self) -> int:

@@ -109,7 +109,7 @@ WITH gone AS (DELETE FROM memories WHERE namespace = $1 AND coord = $2 RETURNING
         ON CONFLICT (namespace, coord) DO UPDATE SET
             version = 0, attempts = 0, last_error = NULL, retry_at = NULL, enqueued_at = now()
      )
-SELECT count(*) FROM gone
+SELECT coalesce(max(version), 0) FROM gone
 """
 
 _COUNTS = f"""
@@ -242,9 +242,9 @@ class PostgresStore:
         return self._pool
 
     @bounded
-    async def delete(self, namespace: str, coord: str) -> bool:
-        removed = await self._pool.fetchval(_DELETE, namespace, coord)
-        return bool(removed)
+    async def delete(self, namespace: str, coord: str) -> int:
+        removed: int = await self._pool.fetchval(_DELETE, namespace, coord)
+        return removed
 
     @bounded
     async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:

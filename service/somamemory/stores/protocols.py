@@ -58,8 +58,8 @@ class KeyValueStore(Protocol):
         when the memory does not exist or has expired."""
         ...
 
-    async def delete(self, namespace: str, coord: str) -> bool:
-        """Remove the memory and its versions; False when there was nothing to remove."""
+    async def delete(self, namespace: str, coord: str) -> int:
+        """Remove the memory and its versions: the version removed, 0 when there was none."""
         ...
 
     async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts: ...
@@ -104,14 +104,23 @@ class Cache(Protocol):
         ...
 
     async def fill(self, memory: Memory, lease: str) -> None:
-        """Store a value read canonically, only if ``lease`` still holds (nothing changed since)."""
+        """Store a value read canonically, only if ``lease`` still holds (nothing changed since)
+        or the entry holds an older version (value or tombstone)."""
         ...
 
     async def set_many(self, memories: Sequence[Memory]) -> None:
-        """Store values just committed to the canonical store (in one round trip)."""
+        """Store values just committed to the canonical store (in one round trip); each only
+        over no entry or an entry of an older version, so an older value never lands last."""
         ...
 
-    async def invalidate(self, namespace: str, coord: str) -> None: ...
+    async def tombstone_many(self, marks: Sequence[tuple[str, str, int]]) -> None:
+        """Drop entries (namespace, coord, version), leaving tombstones: no value at or below
+        the version (nor the one dropped) lands afterwards, until the TTL."""
+        ...
+
+    async def invalidate(self, namespace: str, coord: str) -> None:
+        """Drop an entry with no tombstone (versions may start over, as after a replay)."""
+        ...
 
     async def invalidate_many(self, keys: Sequence[tuple[str, str]]) -> None:
         """Drop many entries (namespace, coord) at once."""

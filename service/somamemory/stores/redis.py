@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from ..errors import LockTimeout
 from ..models import Memory, NewMemory, TypeCounts
+from . import redis_cache_entries as entries
 from .driver_errors import unavailable
 from .journal import RedisJournal, encode_delete, encode_put
 from .protocols import CacheLookup
@@ -19,28 +20,15 @@ from .redis_client import REDIS_DOWN, Client
 _unavailable = unavailable("redis", REDIS_DOWN)
 
 
-# A miss claims the empty entry with a lease marker (never valid JSON, so never a hit); a fill
-# replaces it only while the marker is still the reader's own. SET (writes) and DEL (deletes,
-# invalidations) replace or remove the marker, which voids the lease: no stale value comes back.
-_LOOKUP = """
-local value = redis.call('GET', KEYS[1])
-if value then return value end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-"""
-_FILL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
-"""
-LEASE_MARKER = b"\x00lease:"
 LEASE_MILLISECONDS = 10_000  # a reader that dies holding a lease blocks fills for this long
 
 
 class RedisCache:
-    """Live memories under ``{prefix}:cache:{namespace}:{coord}``, with a TTL, under leases."""
+    """Live memories under ``{prefix}:cache:{namespace}:{coord}``, with a TTL, under leases.
+
+    Every change is one Lua script that compares versions first (``redis_cache_entries``): an
+    older value never replaces a newer one, nor a tombstone of a newer one.
+    """
 
     name = "redis"
 
@@ -48,30 +36,31 @@ class RedisCache:
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
-        self._lookup = client.register_script(_LOOKUP)
-        self._fill = client.register_script(_FILL)
+        self._lookup = client.register_script(entries.LOOKUP)
+        self._fill = client.register_script(entries.FILL)
+        self._set_many = client.register_script(entries.SET_MANY)
+        self._tombstone_many = client.register_script(entries.TOMBSTONE_MANY)
 
     def _key(self, namespace: str, coord: str) -> str:
         return f"{self._prefix}:cache:{namespace}:{coord}"
 
     @_unavailable
     async def get(self, namespace: str, coord: str) -> CacheLookup:
-        lease = LEASE_MARKER + secrets.token_hex(8).encode()
-        raw = await self._lookup(
+        lease = secrets.token_hex(8)
+        found = await self._lookup(
             keys=[self._key(namespace, coord)], args=[lease, LEASE_MILLISECONDS]
         )
-        if raw is None:
-            return CacheLookup(None, lease.decode())
-        value = raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
-        if value.startswith(LEASE_MARKER):
+        if found is None:
+            return CacheLookup(None, lease)
+        if isinstance(found, int):
             return CacheLookup(None)  # another reader is filling it
-        return CacheLookup(value)
+        return CacheLookup(found.encode() if isinstance(found, str) else found)
 
     @_unavailable
     async def fill(self, memory: Memory, lease: str) -> None:
         await self._fill(
             keys=[self._key(memory.namespace, memory.coord)],
-            args=[lease, memory.to_json(), self._ttl],
+            args=[lease, entries.version_field(memory.version), memory.to_json(), self._ttl],
         )
 
     @_unavailable
@@ -80,15 +69,26 @@ class RedisCache:
         raw = await self._client.get(self._key(namespace, coord))
         if raw is None:
             return None
-        value = raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
-        return None if value.startswith(LEASE_MARKER) else Memory.from_json(value)
+        found = entries.memory_json(raw.encode() if isinstance(raw, str) else raw)
+        return None if found is None else Memory.from_json(found)
 
     @_unavailable
     async def set_many(self, memories: Sequence[Memory]) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for memory in memories:
-                pipe.set(self._key(memory.namespace, memory.coord), memory.to_json(), ex=self._ttl)
-            await pipe.execute()
+        if not memories:
+            return
+        args: list[str | int] = [self._ttl]
+        for memory in memories:
+            args += [entries.version_field(memory.version), memory.to_json()]
+        keys = [self._key(memory.namespace, memory.coord) for memory in memories]
+        await self._set_many(keys=keys, args=args)
+
+    @_unavailable
+    async def tombstone_many(self, marks: Sequence[tuple[str, str, int]]) -> None:
+        if marks:
+            await self._tombstone_many(
+                keys=[self._key(ns, coord) for ns, coord, _ in marks],
+                args=[self._ttl, *(entries.version_field(version) for _, _, version in marks)],
+            )
 
     @_unavailable
     async def invalidate(self, namespace: str, coord: str) -> None:
@@ -304,7 +304,7 @@ class RedisStore:
         return [Memory.from_json(raw) for raw in raws]
 
     @_unavailable
-    async def delete(self, namespace: str, coord: str) -> bool:
+    async def delete(self, namespace: str, coord: str) -> int:
         key = self._versions_key(namespace, coord)
         async with self._locks.hold(f"store:{namespace}:{coord}"):
             count = await self._client.llen(key)
@@ -316,8 +316,8 @@ class RedisStore:
                 pipe.hdel(self._index_key(namespace), coord)
                 if self._journal is not None:
                     self._journal.add(pipe, encode_delete(namespace, coord))
-                removed, *_ = await pipe.execute()
-        return bool(removed)
+                await pipe.execute()
+        return last if count else 0
 
     @_unavailable
     async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
