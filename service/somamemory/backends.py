@@ -22,6 +22,7 @@ from .embeddings.openai import OpenAIEmbedder
 from .errors import BackendUnavailable, ShutdownIncomplete, StartupError
 from .health import Deployment
 from .live import LiveStores
+from .reembed.plan import CollectionPlan, plan_collections
 from .settings import Settings
 from .stores import (
     Cache,
@@ -33,6 +34,7 @@ from .stores import (
     VectorStore,
 )
 from .stores.cache_repair import RepairingCache
+from .stores.collection_identity import CollectionFacts, Collections
 from .stores.fallback_locks import FallbackLocks
 from .stores.inprocess import (
     InProcessCache,
@@ -43,12 +45,14 @@ from .stores.inprocess import (
 from .stores.inprocess_policies import InProcessPolicyStore
 from .stores.journal import RedisJournal
 from .stores.milvus import MilvusVectorStore
+from .stores.milvus_collections import MilvusCatalogue
 from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_graph import PostgresGraph
 from .stores.postgres_locks import PostgresLocks
 from .stores.postgres_policies import PostgresPolicyStore
 from .stores.postgres_pool import Pool, connection, create_pool
+from .stores.postgres_reembed import PostgresReembed
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
 from .stores.redis import RedisCache, RedisLocks, RedisStore
@@ -74,6 +78,9 @@ class Backends:
     schema_revision: str | None
     redis_client: Client | None = None
     postgres_pool: Pool | None = None
+    collections: Collections | None = None  # the vector store's collections (reembed/)
+    plan: CollectionPlan | None = None  # which collection is whose: see reembed/plan.py
+    previous_vectors: VectorStore | None = None  # plan.previous opened: search's until switched
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def deployment(self) -> Deployment:
@@ -165,31 +172,74 @@ async def _open_redis(settings: Settings) -> Client | None:
         return None
 
 
-async def _open_milvus(settings: Settings, dim: int) -> MilvusVectorStore:
+@dataclass(frozen=True)
+class _Vectors:
+    target: MilvusVectorStore  # the configured embedder's collection: every write goes here
+    catalogue: MilvusCatalogue
+    plan: CollectionPlan
+    previous: MilvusVectorStore | None
+
+
+async def _open_milvus(settings: Settings, embedder: Embedder, pool: Pool | None) -> _Vectors:
     uri = settings.effective_milvus_uri
     if "://" not in uri:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
     try:
-        return await asyncio.to_thread(
-            MilvusVectorStore.connect,
+        catalogue = await asyncio.to_thread(
+            MilvusCatalogue,
             uri,
-            collection=settings.milvus_collection,
-            dim=dim,
             token=token,
             timeout=settings.connect_timeout_seconds,
+            fast_lite_search=settings.milvus_lite_fast_search,
             index_type=settings.milvus_index,
             search_ef=settings.milvus_search_ef,
-            fast_lite_search=settings.milvus_lite_fast_search,
             consistency=settings.milvus_consistency,
         )
-    except StartupError:
-        raise
     except Exception as exc:
         raise StartupError(
             f"Milvus at {uri} is unreachable ({type(exc).__name__}: {exc}); the service needs "
             "its vector store: start Milvus or point SOMA_MILVUS_URI at one"
         ) from exc
+    try:
+        return await _plan_vectors(settings, catalogue, embedder, pool)
+    except BaseException as exc:
+        await catalogue.close()
+        if isinstance(exc, StartupError) or not isinstance(exc, Exception):
+            raise
+        raise StartupError(
+            f"Milvus at {uri} failed while opening its collections ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+async def _plan_vectors(
+    settings: Settings, catalogue: MilvusCatalogue, embedder: Embedder, pool: Pool | None
+) -> _Vectors:
+    """Open the configured embedder's collection, and the previous one while it is built."""
+    opened: dict[str, MilvusVectorStore] = {}
+
+    async def open_collection(facts: CollectionFacts) -> MilvusVectorStore:
+        if facts.name not in opened:
+            opened[facts.name] = await asyncio.to_thread(catalogue.open, facts.name, dim=facts.dim)
+        return opened[facts.name]
+
+    samples = PostgresReembed(pool, timeout=settings.postgres_timeout_seconds) if pool else None
+    plan = await plan_collections(
+        catalogue,
+        base=settings.milvus_collection,
+        embedder=embedder,
+        samples=samples,
+        open_collection=open_collection,
+    )
+    target = await asyncio.to_thread(
+        catalogue.open, plan.target, dim=embedder.dim, identity=embedder.info
+    )
+    previous = await open_collection(plan.previous) if plan.previous is not None else None
+    if previous is None:
+        for name in plan.leftovers:  # empty ones: nothing to search meanwhile
+            log.info("dropping empty collection %s of another embedder", name)
+            await catalogue.drop(name)
+    return _Vectors(target, catalogue, plan, previous)
 
 
 async def _open_embedder(
@@ -230,8 +280,9 @@ async def open_backends(settings: Settings) -> Backends:
         locks = await _open_locks(
             settings, client, postgres_url if pool is not None else None, closers
         )
-        vectors = await _open_milvus(settings, embedder.dim)
-        closers.append(vectors.close)
+        opened = await _open_milvus(settings, embedder, pool)
+        closers.append(opened.catalogue.close)
+        vectors = opened.target
     except BaseException:
         await close_all(closers)
         raise
@@ -281,6 +332,9 @@ async def open_backends(settings: Settings) -> Backends:
         schema_revision=revision,
         redis_client=client,
         postgres_pool=pool,
+        collections=opened.catalogue,
+        plan=opened.plan,
+        previous_vectors=opened.previous,
         _closers=closers,
     )
 

@@ -79,5 +79,14 @@ class EmbeddingUnavailable(BackendUnavailable):
         super().__init__("embeddings", reason)
 
 
+class ReembeddingInProgress(BackendUnavailable):
+    """Search cannot answer from the previous collection while the embedding model changes
+    (503); the reason names both embedders and the progress."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("vectors", reason)
+        self.args = (reason,)  # the reason alone: it says what is unavailable and why
+
+
 class ShutdownIncomplete(SomaError):
     """A backend failed to close (an embedded PostgreSQL may still be running)."""

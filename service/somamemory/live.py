@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from .embeddings import Embedder
+from .embeddings.base import EmbedderInfo
 from .gate import Gate
-from .stores import Cache, GraphStore, KeyValueStore, PolicyStore, TokenStore
+from .stores import Cache, GraphStore, KeyValueStore, PolicyStore, TokenStore, VectorStore
+from .stores.collection_identity import shown
 from .stores.outbox import Outbox
+
+
+@dataclass(frozen=True)
+class PreviousIndex:
+    """The collection search answers from until the configured embedder's is complete."""
+
+    vectors: VectorStore
+    dim: int
+    identity: EmbedderInfo | None  # what filled it (None: unknown)
+    target: EmbedderInfo  # the configured embedder, whose collection is being built
+    embedder: Embedder | None  # for query texts; None: see ``why_not``
+    why_not: str
+    progress: Callable[[], str]  # the rebuild's progress, in words
+    gone: Callable[[], Awaitable[bool]]  # the collection is gone (another replica switched)
+
+    def refusal(self, vector: Sequence[float] | None) -> str | None:
+        """Why a vector search cannot answer from this collection now; None when it can."""
+        if vector is not None and len(vector) == self.dim:
+            return None
+        if vector is None and self.embedder is not None:
+            return None
+        head = (
+            f"the embedding model is changing from {shown(self.identity)} to "
+            f"{shown(self.target)} ({self.progress()}), and searches answer from the previous "
+            "collection until the new one is complete"
+        )
+        if vector is not None:
+            return f"{head}: a query vector needs {self.dim} values until then, not {len(vector)}"
+        return f"{head}, but {self.why_not}: search with mode 'keyword', or again after the switch"
 
 
 @dataclass
@@ -27,6 +60,9 @@ class LiveStores:
     graph: GraphStore | None = None  # the memory graph; None without PostgreSQL
     policies: PolicyStore | None = None  # namespaces' own policies; None while PostgreSQL is away
     gate: Gate = field(default_factory=Gate)
+    # while the embedding model changes, the collection searches answer from (reembed/); None:
+    # the configured embedder's, which writes always go to. Read once per search.
+    previous: PreviousIndex | None = None
 
     @property
     def degraded(self) -> bool:

@@ -80,6 +80,21 @@ class Metrics:
             "Outbox entries the vector store refused too often: parked until written again.",
             registry=self.registry,
         )
+        self.reembed_total = Gauge(
+            "somamemory_reembed_total",
+            "Memories enqueued for the new collection of a changed embedding model.",
+            registry=self.registry,
+        )
+        self.reembed_remaining = Gauge(
+            "somamemory_reembed_remaining",
+            "Of them, vectors still owed before search switches to the new collection.",
+            registry=self.registry,
+        )
+        self.reembed_switches = Counter(
+            "somamemory_reembed_switches",
+            "Switches of search to a rebuilt collection after the embedding model changed.",
+            registry=self.registry,
+        )
 
         self.memories_expired = Counter(
             "somamemory_memories_expired",

@@ -13,6 +13,19 @@ MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "semantic")
 # (strong), this replica's own writes (session), at most a few seconds behind (bounded), or
 # whatever the store has (eventually). See the README, "Consistency of search".
 Consistency = Literal["strong", "session", "bounded", "eventually"]
+EmbedderKind = Literal["onnx", "sentence-transformers", "openai", "hash"]
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What an embedder is, as ``/health`` reports it and a vector collection records it: which
+    kind, which model, how many dims."""
+
+    kind: EmbedderKind
+    model: str | None  # None for the hash embedder, which has no model
+    dim: int
+
+
 # Integers beyond this lose exactness as doubles: they are stored, but never filtered on.
 MAX_EXACT_INT = 2**53
 MAX_VERSION = 2**63 - 1  # versions are PostgreSQL bigints

@@ -24,8 +24,10 @@ from .metrics import Metrics
 from .models import NewMemory
 from .policies import Policies
 from .reconciler import Reconciler
+from .reembed.rebuild import Rebuild
 from .service import MemoryService
 from .settings import Settings
+from .stores.postgres_reembed import PostgresReembed
 from .writes import WritePath, Written
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,32 @@ async def _background(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncI
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _rebuild(settings: Settings, backends: Backends, metrics: Metrics) -> Rebuild | None:
+    """The rebuild of a changed embedding model's collection, if one is due, started: search
+    answers from the previous collection until it switches (``reembed/``)."""
+    plan, previous, collections = backends.plan, backends.previous_vectors, backends.collections
+    if plan is None or plan.previous is None or previous is None or collections is None:
+        return None
+    pool = backends.postgres_pool
+    rebuild = Rebuild(
+        live=backends.live,
+        collections=collections,
+        plan=plan,
+        target=backends.vectors,
+        target_identity=backends.embedder.info,
+        previous=previous,
+        reads=PostgresReembed(pool, timeout=settings.postgres_timeout_seconds) if pool else None,
+        metrics=metrics,
+    )
+    await rebuild.start(backends.embedder)
+    return rebuild
+
+
+async def _rebuilding(rebuild: Rebuild | None) -> None:
+    if rebuild is not None:
+        await rebuild.run()
 
 
 def _report(backends: Backends, metrics: Metrics) -> None:
@@ -123,6 +151,8 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
             # writes in flight settle their own entries within a flush interval or two
             grace_seconds=max(5.0, 4 * settings.milvus_flush_interval_seconds),
         )
+        rebuild = await _rebuild(settings, backends, metrics)
+        service.rebuild = rebuild
         failover = PostgresFailover(settings=settings, backends=backends, metrics=metrics)
         purge = HistoryPurge(
             backends.live, retention_seconds=settings.deleted_history_retention_seconds
@@ -147,6 +177,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
                 "read-log",
             ),
             _background(purge.run_forever(), "history-purge"),
+            _background(_rebuilding(rebuild), "reembedding"),
         ):
             try:
                 yield Runtime(backends, service, reconciler, sweeper)

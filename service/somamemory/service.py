@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import health, history
 from .access import Access
@@ -20,14 +20,20 @@ from .clock import Clock, system_clock
 from .coords import normalize_coord
 from .decay import DecayPolicy, ReadLog, age_seconds
 from .embeddings import Embedder
-from .errors import BackendRefused, BackendUnavailable, InvalidInput, MemoryNotFound
+from .errors import (
+    BackendRefused,
+    BackendUnavailable,
+    InvalidInput,
+    MemoryNotFound,
+    ReembeddingInProgress,
+)
 from .expiry import ExpiryPolicy
 from .filters import SearchFilter, parse_filter
 from .graph import MemoryGraph
 from .health import Deployment, Health
 from .interchange import streaming
 from .links import Expansion
-from .live import LiveStores
+from .live import LiveStores, PreviousIndex
 from .metrics import Metrics
 from .models import (
     Consistency,
@@ -53,11 +59,18 @@ from .stores import CacheLookup, Locks, RateLimiter, VectorStore
 from .stores.protocols import Decaying, Expiring, History, KeywordSearch
 from .writes import WritePath, Written, check_vector, prepare
 
+if TYPE_CHECKING:
+    from .reembed.rebuild import Rebuild
+
 log = logging.getLogger(__name__)
 # A search result before its memory is read: coord, score, ranks by list, cosine similarity.
 Ranked = tuple[str, float, dict[str, int | None], float | None]
 VERSIONS_PAGE_BYTES = 8 * 1_048_576
 RANKINGS = ("similarity", "blended")  # README, "Expiry and decay": the blended formula
+
+
+class _PreviousGone(Exception):
+    """The previous collection of a model change is gone: another replica switched."""
 
 
 class MemoryService:
@@ -105,6 +118,7 @@ class MemoryService:
         self.deployment = deployment
         self.max_payload_bytes = max_payload_bytes
         self.max_top_k = max_top_k
+        self.rebuild: Rebuild | None = None  # a change of embedding model under way (runtime)
 
     async def admit(self, caller: str) -> float | None:
         """Count one request of ``caller``: None to serve it, else seconds until it may retry."""
@@ -452,24 +466,51 @@ class MemoryService:
         if chosen == "hybrid" and keywords is None:
             log.warning("hybrid search answered by vector alone: %s mode", self.live.mode)
             chosen = "vector"
+        previous = self.live.previous  # read once: one search, one collection
+        refusal = previous.refusal(vector) if previous is not None else None
+        if refusal is not None and chosen == "hybrid":
+            log.warning("hybrid search answered by keyword alone: %s", refusal)
+            chosen = "keyword"
+        elif refusal is not None and chosen == "vector":
+            raise ReembeddingInProgress(refusal)
         if chosen == "keyword":
             assert keywords is not None and text is not None
             if where is None:
                 return SearchResult(chosen, [])
             ranked = await self._keyword_ranked(keywords, text, where, top_k)
         else:
-            embedding = await self._vector_for_query(text or "", vector)
+            embedding = await self._vector_for_query(text or "", vector, previous)
             if where is None:
                 return SearchResult(chosen, [])
-            if chosen == "vector":
-                ranked = await self._vector_ranked(embedding, where, top_k, consistency)
-            else:
-                assert keywords is not None and text is not None
-                ranked = await self._hybrid_ranked(
-                    keywords, text, embedding, where, top_k, consistency
+            try:
+                ranked = await self._by_vector(
+                    chosen, keywords, text, embedding, where, top_k, consistency, previous
+                )
+            except _PreviousGone:  # this replica has switched too: search the new collection
+                embedding = await self._vector_for_query(text or "", vector, None)
+                ranked = await self._by_vector(
+                    chosen, keywords, text, embedding, where, top_k, consistency, None
                 )
         hits = await self._with_memories(namespace, ranked, top_k)
         return SearchResult(chosen, self._blend(chosen, hits)[:wanted] if blended else hits)
+
+    async def _by_vector(
+        self,
+        chosen: SearchMode,
+        keywords: KeywordSearch | None,
+        text: str | None,
+        embedding: list[float],
+        where: SearchFilter,
+        top_k: int,
+        consistency: Consistency | None,
+        previous: PreviousIndex | None,
+    ) -> list[Ranked]:
+        if chosen == "vector":
+            return await self._vector_ranked(embedding, where, top_k, consistency, previous)
+        assert keywords is not None and text is not None
+        return await self._hybrid_ranked(
+            keywords, text, embedding, where, top_k, consistency, previous
+        )
 
     def _blend(self, mode: SearchMode, hits: list[RankedHit]) -> list[RankedHit]:
         """``hits`` re-scored ``w_s * similarity + w_i * effective importance + w_r * recency``,
@@ -495,8 +536,9 @@ class MemoryService:
         where: SearchFilter,
         top_k: int,
         consistency: Consistency | None,
+        previous: PreviousIndex | None = None,
     ) -> list[Ranked]:
-        hits = await self._vector_hits(embedding, top_k, where, consistency)
+        hits = await self._vector_hits(embedding, top_k, where, consistency, previous)
         return [
             (coord, score, {"vector": rank, "keyword": None}, score)
             for rank, (coord, score) in enumerate(hits, start=1)
@@ -519,11 +561,12 @@ class MemoryService:
         where: SearchFilter,
         top_k: int,
         consistency: Consistency | None,
+        previous: PreviousIndex | None = None,
     ) -> list[Ranked]:
         """Both lists, ``candidate_depth`` deep and fetched at once, fused (``search_fusion``)."""
         depth = candidate_depth(top_k)
         by_vector, by_keyword = await asyncio.gather(
-            self._vector_hits(embedding, depth, where, consistency),
+            self._vector_hits(embedding, depth, where, consistency, previous),
             keywords.keyword_search(text, where=where, limit=depth),
         )
         fused = reciprocal_rank_fusion(
@@ -556,12 +599,16 @@ class MemoryService:
         top_k: int,
         where: SearchFilter,
         consistency: Consistency | None,
+        previous: PreviousIndex | None = None,
     ) -> list[tuple[str, float]]:
+        vectors = previous.vectors if previous is not None else self.vectors
         try:
-            return await self.vectors.search(
+            return await vectors.search(
                 embedding, top_k=top_k, where=where, consistency=consistency
             )
         except (BackendUnavailable, BackendRefused) as exc:
+            if previous is not None and await _gone(previous):
+                raise _PreviousGone from exc
             failure = type(exc.__cause__ or exc).__name__  # never the server's words to the client
             raise BackendUnavailable(exc.backend, f"search failed: {failure}") from exc
 
@@ -633,10 +680,20 @@ class MemoryService:
 
     # ----- helpers ---------------------------------------------------------------------------
 
-    async def _vector_for_query(self, text: str, vector: Sequence[float] | None) -> list[float]:
-        if vector is None:
-            return (await self.embedder.embed([text]))[0]
-        return check_vector(vector, self.embedder.dim)
+    async def _vector_for_query(
+        self, text: str, vector: Sequence[float] | None, previous: PreviousIndex | None = None
+    ) -> list[float]:
+        """The query's vector for the collection searched: ``previous``'s while it serves."""
+        embedder: Embedder | None = self.embedder
+        dim = self.embedder.dim
+        if previous is not None:
+            embedder, dim = previous.embedder, previous.dim
+        if vector is not None:
+            return check_vector(vector, dim)
+        if embedder is None:
+            assert previous is not None
+            raise ReembeddingInProgress(previous.refusal(None) or "re-embedding")
+        return (await embedder.embed([text]))[0]
 
     async def _cache_get(self, namespace: str, key: str) -> CacheLookup:
         cache = self.live.cache
@@ -658,3 +715,11 @@ class MemoryService:
             await cache.fill(memory, lease)
         except BackendUnavailable:
             log.warning("cache fill failed", exc_info=True)
+
+
+async def _gone(previous: PreviousIndex) -> bool:
+    """Whether ``previous`` failed because another replica switched and dropped it."""
+    try:
+        return await previous.gone()
+    except (BackendUnavailable, BackendRefused):
+        return False

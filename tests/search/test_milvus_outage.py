@@ -14,15 +14,27 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from somamemory.app import create_app
+from somamemory.embeddings.base import EmbedderInfo
+from somamemory.embeddings.bundled import BUNDLED_MODEL
 from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
+from somamemory.stores.collection_identity import physical_name
 
 from ..conftest import TOKEN, create_database, drop_database, free_port
 from ..milvus_server import MilvusLiteServer
 
 NAMESPACE = "outage"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": NAMESPACE}
-COLLECTION = Settings.model_fields["milvus_collection"].default
+BASE = Settings.model_fields["milvus_collection"].default
+# the default embedder's collection (stores/collection_identity.py names it)
+COLLECTION = physical_name(BASE, EmbedderInfo(kind="onnx", model=BUNDLED_MODEL, dim=384))
+
+
+def served_collection(client: MilvusClient) -> str:
+    """The one collection the service made (its name depends on the embedder it runs)."""
+    names = [name for name in client.list_collections() if name.startswith(f"{BASE}__")]
+    assert len(names) == 1, names
+    return names[0]
 
 
 def milvus_versions(uri: str, namespace: str) -> dict[str, int] | None:
@@ -32,9 +44,10 @@ def milvus_versions(uri: str, namespace: str) -> dict[str, int] | None:
     try:
         client = MilvusClient(uri=uri, timeout=5)
         try:
-            client.load_collection(COLLECTION)
+            collection = served_collection(client)
+            client.load_collection(collection)
             rows = client.query(
-                COLLECTION,
+                collection,
                 filter=f'namespace == "{namespace}"',
                 output_fields=["coord", "version"],
                 consistency_level="Strong",

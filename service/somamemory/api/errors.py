@@ -20,6 +20,7 @@ from ..errors import (
     MemoryNotFound,
     NotPermitted,
     PayloadTooLarge,
+    ReembeddingInProgress,
     SomaError,
     TokenNotFound,
 )
@@ -37,6 +38,7 @@ STATUS: tuple[tuple[type[SomaError], int, str], ...] = (
     (NotPermitted, 403, "forbidden"),
     (LockTimeout, 503, "lock_timeout"),
     (EmbeddingUnavailable, 503, "embeddings_unavailable"),
+    (ReembeddingInProgress, 503, "reembedding"),
     (BackendUnavailable, 503, "backend_unavailable"),
 )
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..reembed.rebuild import Progress
 from .deps import Authorized, ReadNamespace, Service
 from .errors import problem_response, responses
 from .schemas import (
@@ -17,6 +18,7 @@ from .schemas import (
     ErrorResponse,
     HealthResponse,
     ProbeResponse,
+    ReembeddingHealth,
     StatsResponse,
 )
 
@@ -85,6 +87,22 @@ async def health(service: Service) -> HealthResponse:
             for name, state in report.backends.items()
         },
         embedder=EmbedderHealth(**dataclasses.asdict(report.embedder)),
+        reembedding=_reembedding(service.rebuild.progress()) if service.rebuild else None,
+    )
+
+
+def _reembedding(progress: Progress) -> ReembeddingHealth:
+    source = progress.source
+    return ReembeddingHealth.model_validate(
+        {
+            "from": dataclasses.asdict(source) if source is not None else None,
+            "to": dataclasses.asdict(progress.target),
+            "state": progress.state,
+            "total": progress.total,
+            "done": progress.done,
+            "remaining": progress.remaining,
+            "parked": progress.parked,
+        }
     )
 
 

@@ -160,6 +160,23 @@ class EmbedderHealth(BaseModel):
     dim: int
 
 
+class ReembeddingHealth(BaseModel):
+    """A change of embedding model under way: the new collection being built from PostgreSQL."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: EmbedderHealth | None = Field(
+        alias="from",
+        description="What filled the collection searches answer from now (None: unknown).",
+    )
+    to: EmbedderHealth = Field(description="The configured embedder, whose collection is built.")
+    state: str = Field(description="waiting (for PostgreSQL), building, or switched.")
+    total: int = Field(description="Memories enqueued for the new collection.")
+    done: int
+    remaining: int = Field(description="Vectors still owed before the switch.")
+    parked: int = Field(description="Of them, parked ones: not waited for (see parked_examples).")
+
+
 class HealthResponse(BaseModel):
     kv_store: bool
     vector_store: bool
@@ -180,6 +197,9 @@ class HealthResponse(BaseModel):
     )
     backends: dict[str, BackendHealth]
     embedder: EmbedderHealth = Field(description="The embedder in force for texts.")
+    reembedding: ReembeddingHealth | None = Field(
+        None, description="Present while the embedding model changes (README)."
+    )
 
 
 class ProbeResponse(BaseModel):
@@ -293,7 +313,8 @@ class SearchResponse(BaseModel):
     mode: SearchMode | None = Field(
         None,
         description="The mode that answered: as asked, or 'vector' for a hybrid search while "
-        "PostgreSQL is not in use (Redis-only and in-process modes).",
+        "PostgreSQL is not in use (Redis-only and in-process modes), or 'keyword' for one while "
+        "the embedding model changes and the previous model cannot embed the query (README).",
     )
 
     @classmethod

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from ..models import canonical_json
+from ..models import EmbedderInfo, EmbedderKind, canonical_json
 
 TEXT_FIELDS = ("text", "content", "memory")
-
-EmbedderKind = Literal["onnx", "sentence-transformers", "openai", "hash"]
-
-
-@dataclass(frozen=True)
-class EmbedderInfo:
-    """What an embedder is, as ``/health`` reports it: which kind, which model, how many dims."""
-
-    kind: EmbedderKind
-    model: str | None  # None for the hash embedder, which has no model
-    dim: int
+__all__ = ["TEXT_FIELDS", "Embedder", "EmbedderInfo", "EmbedderKind", "text_of"]
 
 
 class Embedder(Protocol):

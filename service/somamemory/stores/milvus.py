@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from pymilvus.exceptions import (
 
 from ..errors import BackendRefused, BackendUnavailable, SomaError, StartupError
 from ..filters import SearchFilter
-from ..models import Consistency, Memory
+from ..models import Consistency, EmbedderInfo, Memory
 from .answering import observed
+from .collection_identity import IDENTITY_PROPERTY, identity_text
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds
@@ -106,6 +108,39 @@ def _upsert_misroutes(server_version: str) -> bool:
     return (numbers[0], numbers[1]) < (2, 4)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedClient:
+    client: MilvusClient
+    is_lite: bool
+    split_upserts: bool  # see _upsert_misroutes
+
+
+def open_client(
+    uri: str, *, token: str | None, timeout: float, fast_lite_search: bool = True
+) -> OpenedClient:
+    """A client of milvus-lite (a path) or of a server (``http://``), patched as this module
+    needs milvus-lite to be."""
+    kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout}
+    if token:
+        kwargs["token"] = token
+    is_lite = "://" not in uri
+    if is_lite and fast_lite_search:
+        install_fast_search()
+    if is_lite:
+        install_single_thread_builds()
+        install_flush_visibility()
+    client = MilvusClient(**kwargs)
+    split = False
+    if not is_lite:
+        try:
+            version = str(client.get_server_version())
+        except MilvusException:
+            version = "unknown"
+        split = _upsert_misroutes(version)
+        log.info("Milvus server %s (split upserts: %s)", version, split)
+    return OpenedClient(client, is_lite, split)
+
+
 class MilvusVectorStore:
     """One collection; the namespace is its partition key; COSINE similarity.
 
@@ -128,9 +163,13 @@ class MilvusVectorStore:
         search_ef: int = DEFAULT_SEARCH_EF,
         is_lite: bool = False,
         consistency: Consistency = "session",
+        identity: EmbedderInfo | None = None,
+        owns_client: bool = True,
     ) -> None:
         self._client = client
         self._collection = collection
+        self.identity = identity  # recorded on the collection when this store creates it
+        self._owns_client = owns_client  # False: the catalogue's client, closed by it
         self.dim = dim
         self.index_type = index_type
         self.search_ef = search_ef
@@ -153,33 +192,21 @@ class MilvusVectorStore:
         search_ef: int = DEFAULT_SEARCH_EF,
         fast_lite_search: bool = True,
         consistency: Consistency = "session",
+        identity: EmbedderInfo | None = None,
     ) -> MilvusVectorStore:
         """Open the client and make sure the collection exists with the expected dimension."""
-        kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout}
-        if token:
-            kwargs["token"] = token
-        if "://" not in uri and fast_lite_search:
-            install_fast_search()
-        if "://" not in uri:
-            install_single_thread_builds()
-            install_flush_visibility()
-        client = MilvusClient(**kwargs)
+        opened = open_client(uri, token=token, timeout=timeout, fast_lite_search=fast_lite_search)
         store = cls(
-            client,
+            opened.client,
             collection=collection,
             dim=dim,
             index_type=index_type,
             search_ef=search_ef,
-            is_lite="://" not in uri,
+            is_lite=opened.is_lite,
             consistency=consistency,
+            identity=identity,
         )
-        if not store.is_lite:
-            try:
-                version = str(client.get_server_version())
-            except MilvusException:
-                version = "unknown"
-            store._split_upserts = _upsert_misroutes(version)
-            log.info("Milvus server %s (split upserts: %s)", version, store._split_upserts)
+        store._split_upserts = opened.split_upserts
         store._ensure_collection()
         if store.is_lite:
             _make_private(Path(uri))
@@ -196,7 +223,11 @@ class MilvusVectorStore:
                 )
             self._client.load_collection(self._collection)
             return
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        recorded = identity_text(self.identity) if self.identity is not None else ""
+        # a server keeps the description too; milvus-lite keeps only the property
+        schema = MilvusClient.create_schema(
+            auto_id=False, enable_dynamic_field=False, description=recorded
+        )
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         schema.add_field("namespace", DataType.VARCHAR, max_length=128, is_partition_key=True)
         schema.add_field("coord", DataType.VARCHAR, max_length=8192)
@@ -219,6 +250,7 @@ class MilvusVectorStore:
             schema=schema,
             index_params=index,
             consistency_level=_CONSISTENCY[self.consistency],
+            **({"properties": {IDENTITY_PROPERTY: recorded}} if recorded else {}),
         )
 
     def _existing_dim(self) -> int:
@@ -349,5 +381,10 @@ class MilvusVectorStore:
     async def ping(self) -> None:
         await asyncio.to_thread(self._client.has_collection, self._collection)
 
+    @property
+    def collection(self) -> str:
+        return self._collection
+
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        if self._owns_client:
+            await asyncio.to_thread(self._client.close)

@@ -1,0 +1,122 @@
+"""The Milvus collections of one deployment: found, described, opened, recorded and dropped.
+
+One client serves every collection a process opens; the catalogue owns and closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..models import Consistency, EmbedderInfo
+from .collection_identity import (
+    IDENTITY_PROPERTY,
+    CollectionFacts,
+    identity_text,
+    in_family,
+    parse_identity,
+)
+from .milvus import (
+    DEFAULT_SEARCH_EF,
+    MilvusVectorStore,
+    _make_private,
+    _translated,
+    open_client,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MilvusCatalogue:
+    """The collections behind one Milvus URI (milvus-lite path or server)."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None,
+        timeout: float,
+        fast_lite_search: bool = True,
+        index_type: str = "HNSW",
+        search_ef: int = DEFAULT_SEARCH_EF,
+        consistency: Consistency = "session",
+    ) -> None:
+        """Open the client (blocks: call in a worker thread from async code)."""
+        self._uri = uri
+        self._opened = open_client(
+            uri, token=token, timeout=timeout, fast_lite_search=fast_lite_search
+        )
+        self._client = self._opened.client
+        self._store_options: dict[str, Any] = {
+            "index_type": index_type,
+            "search_ef": search_ef,
+            "consistency": consistency,
+        }
+
+    def open(
+        self, name: str, *, dim: int, identity: EmbedderInfo | None = None
+    ) -> MilvusVectorStore:
+        """The collection ``name`` as a vector store, created (recording ``identity``) when
+        missing; a ``StartupError`` when it holds vectors of another dimension. Blocks."""
+        store = MilvusVectorStore(
+            self._client,
+            collection=name,
+            dim=dim,
+            is_lite=self._opened.is_lite,
+            identity=identity,
+            owns_client=False,
+            **self._store_options,
+        )
+        store._split_upserts = self._opened.split_upserts
+        store._ensure_collection()
+        if store.is_lite:
+            _make_private(Path(self._uri))
+        return store
+
+    @_translated
+    async def family(self, base: str) -> list[CollectionFacts]:
+        return await asyncio.to_thread(self._family, base)
+
+    def _family(self, base: str) -> list[CollectionFacts]:
+        found: list[CollectionFacts] = []
+        for name in sorted(self._client.list_collections()):
+            if not in_family(base, name):
+                continue
+            description = self._client.describe_collection(name)
+            properties = description.get("properties") or {}
+            identity = parse_identity(properties.get(IDENTITY_PROPERTY)) or parse_identity(
+                description.get("description")
+            )
+            dim = next(
+                (
+                    int(field["params"]["dim"])
+                    for field in description["fields"]
+                    if field["name"] == "vector"
+                ),
+                0,
+            )
+            self._client.load_collection(name)
+            rows = self._client.query(name, filter="", output_fields=["count(*)"])
+            found.append(CollectionFacts(name, identity, dim, int(rows[0]["count(*)"])))
+        return found
+
+    @_translated
+    async def exists(self, name: str) -> bool:
+        return bool(await asyncio.to_thread(self._client.has_collection, name))
+
+    @_translated
+    async def record(self, name: str, info: EmbedderInfo) -> None:
+        await asyncio.to_thread(
+            self._client.alter_collection_properties,
+            name,
+            properties={IDENTITY_PROPERTY: identity_text(info)},
+        )
+
+    @_translated
+    async def drop(self, name: str) -> None:
+        await asyncio.to_thread(self._client.drop_collection, name)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
