@@ -15,6 +15,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_API_TOKEN": "api_token",
     "SOMA_BACKEND_CHECK_SECONDS": "backend_check_seconds",
     "SOMA_BATCH_FLUSH_MS": "batch_flush_ms",
+    "SOMA_BATCH_IN_FLIGHT": "batch_in_flight",
     "SOMA_BATCH_SIZE": "batch_size",
     "SOMA_CACHE_MAX_BYTES": "cache_max_bytes",
     "SOMA_CACHE_TTL_SECONDS": "cache_ttl_seconds",

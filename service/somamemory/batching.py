@@ -2,7 +2,11 @@
 only once its own batch has committed.
 
 A batch is flushed when it holds ``size`` items or ``flush_ms`` after its first item arrived.
-Flushes run one at a time, so two writes to one coord keep their order across batches too.
+Up to ``in_flight`` batches are written at once, so the next batch gathers (and its commit
+starts) while the last one is still being indexed. Batches in flight together hold only writes
+that were concurrent (a caller waits for its answer before it writes again), so any order among
+them is a valid one; the write function keeps commit and index order the same for each
+coordinate (``WritePath.write_in_order`` holds its locks).
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ class Batcher(Generic[Item, Result]):
         size: int,
         flush_ms: float,
         on_flush: Callable[[int, float], None] | None = None,
+        in_flight: int = 1,
     ) -> None:
         self._write = write
+        self._slots = asyncio.Semaphore(in_flight)
+        self._flushing: set[asyncio.Task[None]] = set()
         self._size = size
         self._flush_seconds = flush_ms / 1000
         self._on_flush = on_flush
@@ -61,6 +68,8 @@ class Batcher(Generic[Item, Result]):
         self._arrived.set()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -76,7 +85,14 @@ class Batcher(Generic[Item, Result]):
             batch, self._queue = self._queue[: self._size], self._queue[self._size :]
             if len(self._queue) < self._size:
                 self._full.clear()
-            await self._flush(batch)
+            await self._slots.acquire()
+            task = asyncio.create_task(self._flush(batch), name="somamemory-batch-flush")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        self._slots.release()
 
     async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         started = time.perf_counter()

@@ -8,6 +8,7 @@ While the store is away, a key seen before keeps its last answer; an unknown one
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -33,20 +34,31 @@ class RecentAnswers(Generic[K, V]):
         self.seconds = seconds
         self._max_kept = max_kept
         self._seen: OrderedDict[K, _Seen[V]] = OrderedDict()
+        self._asking: dict[K, asyncio.Future[V]] = {}
 
     async def get(self, key: K, lookup: Callable[[], Awaitable[V]]) -> V:
         """The answer for ``key``: kept, else ``lookup()`` (kept from now on), else, while the
-        store is away (``BackendUnavailable``), the last answer if there is one."""
+        store is away (``BackendUnavailable``), the last answer if there is one. Callers that
+        find the same key due at once share one lookup (a busy key expiring would otherwise
+        send one query per request in flight)."""
         now = time.monotonic()
         seen = self._seen.get(key)
         if seen is not None and now - seen.at < self.seconds:
             return seen.value
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._lookup(key, lookup, now))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
         try:
-            value = await lookup()
+            return await asyncio.shield(asking)
         except BackendUnavailable:
             if seen is None:
                 raise
             return seen.value
+
+    async def _lookup(self, key: K, lookup: Callable[[], Awaitable[V]], now: float) -> V:
+        value = await lookup()
         self.put(key, value, now)
         return value
 

@@ -105,6 +105,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime
                 size=settings.batch_size,
                 flush_ms=settings.batch_flush_ms,
                 on_flush=metrics.observe_batch,
+                in_flight=settings.batch_in_flight,
             )
         service = MemoryService(
             live=backends.live,

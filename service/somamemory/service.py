@@ -232,11 +232,11 @@ class MemoryService:
 
         Only where the store orders by effective importance (PostgreSQL); pending reads are
         recorded first so the order sees them."""
-        store = self.live.store
-        if not isinstance(store, Decaying):
-            return 0
         caps = {namespace: await self.memory_cap(namespace) for namespace in namespaces}
         if not any(cap > 0 for cap in caps.values()):
+            return 0  # the common case, decided before the (slower) protocol check
+        store = self.live.store
+        if not isinstance(store, Decaying):
             return 0
         await self.reads.flush(store)
         evicted = 0

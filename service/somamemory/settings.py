@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     enable_batch_upsert: bool = False
     batch_size: int = Field(100, ge=1)
     batch_flush_ms: float = Field(5, ge=0)
+    batch_in_flight: int = Field(2, ge=1, le=16)  # group commits written at once
     max_batch_items: int = Field(1000, ge=1, le=100_000)
     reconcile_interval_seconds: float = Field(2.0, gt=0)
     # Time travel: how long a deleted memory's versions stay readable with ?as_of= before a

@@ -69,3 +69,59 @@ async def test_a_failed_write_fails_every_caller_of_that_batch() -> None:
     outcomes = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     await batcher.close()
+
+
+class Gated:
+    """A write that holds each batch until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.started: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.second_started = asyncio.Event()
+
+    async def write(self, items: Sequence[int]) -> list[int]:
+        self.started.append(list(items))
+        if len(self.started) == 2:
+            self.second_started.set()
+        await self.release.wait()
+        return [item * 10 for item in items]
+
+
+async def test_the_next_batch_is_written_while_the_last_is_still_in_flight() -> None:
+    gated = Gated()
+    batcher: Batcher[int, int] = Batcher(gated.write, size=2, flush_ms=10_000, in_flight=2)
+    first = asyncio.gather(batcher.submit(1), batcher.submit(2))
+    second = asyncio.gather(batcher.submit(3), batcher.submit(4))
+    await asyncio.wait_for(gated.second_started.wait(), 5)  # the first has not returned yet
+    assert gated.started == [[1, 2], [3, 4]]
+    gated.release.set()
+    assert await asyncio.wait_for(first, 5) == [10, 20]
+    assert await asyncio.wait_for(second, 5) == [30, 40]
+    await batcher.close()
+
+
+async def test_no_more_batches_are_in_flight_than_allowed() -> None:
+    gated = Gated()
+    batcher: Batcher[int, int] = Batcher(gated.write, size=1, flush_ms=10_000, in_flight=1)
+    answers = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+    for _ in range(20):  # let the batcher run as far as it can
+        await asyncio.sleep(0)
+    assert gated.started == [[0]]
+    gated.release.set()
+    assert await asyncio.wait_for(asyncio.gather(*answers), 5) == [0, 10, 20]
+    assert gated.started == [[0], [1], [2]]
+    await batcher.close()
+
+
+async def test_close_waits_for_every_batch_in_flight() -> None:
+    gated = Gated()
+    batcher: Batcher[int, int] = Batcher(gated.write, size=1, flush_ms=10_000, in_flight=2)
+    answers = [asyncio.create_task(batcher.submit(i)) for i in range(2)]
+    await asyncio.wait_for(gated.second_started.wait(), 5)
+    closing = asyncio.create_task(batcher.close())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closing.done()  # both batches are still being written
+    gated.release.set()
+    await asyncio.wait_for(closing, 5)
+    assert [answer.result() for answer in answers] == [0, 10]

@@ -82,9 +82,18 @@ def authorize(caller: Principal, namespace: str, role: Role) -> str:
 
 def _scoped(role: Role) -> Callable[..., Awaitable[str]]:
     async def scoped_namespace(
-        caller: Caller, namespace: Annotated[str, Depends(namespace)]
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        x_soma_namespace: Annotated[
+            str | None,
+            Header(description="Tenant namespace; letters, digits, '_', '.', '-' (1-64)."),
+        ] = None,
     ) -> str:
-        return authorize(caller, namespace, role)
+        # ``caller`` and ``namespace`` inlined: FastAPI's per-request cost grows with every
+        # dependency it resolves, and these two sit on every memory request's path
+        principal = await caller(request, credentials)
+        default: str = request.app.state.settings.namespace
+        return authorize(principal, requested_namespace(x_soma_namespace, default), role)
 
     return scoped_namespace
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..links import MAX_K_HOP, MAX_NEIGHBORS, MAX_PATH_LENGTH
-from .deps import Authorized, ReadNamespace, Service, WriteNamespace
+from .deps import ReadNamespace, Service, WriteNamespace
 from .errors import responses
 from .graph_schemas import (
     LinkRequest,
@@ -18,7 +18,7 @@ from .graph_schemas import (
     UnlinkResponse,
 )
 
-router = APIRouter(prefix="/graph", tags=["graph"], dependencies=[Authorized])
+router = APIRouter(prefix="/graph", tags=["graph"])
 
 _TYPE = "Only links of this type (default: every type)."
 _DIRECTION = "Follow links forward (out, the default), backward (in) or both ways."

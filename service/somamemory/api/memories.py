@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ..models import MAX_VERSION
-from .deps import Authorized, ReadNamespace, Service, WriteNamespace
+from .deps import ReadNamespace, Service, WriteNamespace
 from .errors import responses
 from .schemas import (
     DeleteResponse,
@@ -20,7 +20,7 @@ from .schemas import (
     VersionsResponse,
 )
 
-router = APIRouter(prefix="/memories", tags=["memories"], dependencies=[Authorized])
+router = APIRouter(prefix="/memories", tags=["memories"])
 
 
 @router.post("", response_model=StoreResponse, responses=responses(400, 401, 413, 503))

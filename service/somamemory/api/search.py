@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..models import Consistency, MemoryType
-from .deps import Authorized, ReadNamespace, Service
+from .deps import ReadNamespace, Service
 from .errors import responses
 from .schemas import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/memories", tags=["search"], dependencies=[Authorized])
+router = APIRouter(prefix="/memories", tags=["search"])
 
 
 @router.post("/search", response_model=SearchResponse, responses=responses(400, 401, 503))
