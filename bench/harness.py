@@ -27,14 +27,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(data_dir: Path, env: dict[str, str]) -> Iterator[str]:
-    """``somamemory serve`` (hash embeddings, the bench token, then ``env``); yields its URL."""
+def serving(data_dir: Path, env: dict[str, str], *, hash_embeddings: bool = True) -> Iterator[str]:
+    """``somamemory serve`` (hash embeddings unless ``hash_embeddings`` is False: then the
+    default local model; the bench token, then ``env``); yields its URL."""
     port = free_port()
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("SOMA_", "POSTGRES", "REDIS"))
     }
     clean.update(
-        {"SOMA_API_TOKEN": TOKEN, "SOMA_FORCE_HASH_EMBEDDINGS": "1", "SOMA_LOG_LEVEL": "WARNING"}
+        {
+            "SOMA_API_TOKEN": TOKEN,
+            "SOMA_FORCE_HASH_EMBEDDINGS": "1" if hash_embeddings else "0",
+            "SOMA_LOG_LEVEL": "WARNING",
+        }
     )
     clean.update(env)
     command = [sys.executable, "-m", "somamemory.cli", "serve", "--port", str(port)]

@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -46,15 +47,20 @@ def _env(db_url: str, batching: bool) -> dict[str, str]:
     }
 
 
-async def _single_posts(url: str, total: int, concurrency: int) -> float:
-    """aiohttp as the load generator: httpx's pool slows down under this much concurrency."""
-    queue = iter(range(total))
+async def single_posts(
+    url: str, total: int, concurrency: int, texts: Sequence[str] | None = None, first: int = 0
+) -> float:
+    """Memories/s of single POSTs of memories ``first`` to ``first + total - 1``, ``concurrency``
+    at a time (memory ``i`` holds ``texts[i]`` if given). aiohttp: httpx's pool slows down under
+    this much concurrency."""
+    queue = iter(range(first, first + total))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, headers=HEADERS, connector=connector) as session:
 
         async def worker() -> None:
             for i in queue:
-                body = {"coord": f"{i},1", "payload": {"text": f"memory number {i} of the run"}}
+                text = texts[i] if texts is not None else f"memory number {i} of the run"
+                body = {"coord": f"{i},1", "payload": {"text": text}}
                 async with session.post("/memories", json=body) as response:
                     response.raise_for_status()
 
@@ -63,14 +69,23 @@ async def _single_posts(url: str, total: int, concurrency: int) -> float:
         return total / (time.perf_counter() - started)
 
 
-async def _bulk_posts(url: str, total: int, per_request: int, concurrency: int = 2) -> float:
+async def bulk_posts(
+    url: str,
+    total: int,
+    per_request: int,
+    concurrency: int = 2,
+    texts: Sequence[str] | None = None,
+) -> float:
+    """Memories/s of ``total`` memories in POST /memories/batch requests of ``per_request``,
+    ``concurrency`` at a time (memory ``i`` holds ``texts[i]`` if given)."""
     chunks = iter(range(0, total, per_request))
+    text = texts if texts is not None else [f"memory number {i} of the run" for i in range(total)]
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=300) as client:
 
         async def worker() -> None:
             for start in chunks:
                 items = [
-                    {"coord": f"{i},2", "payload": {"text": f"memory number {i} of the run"}}
+                    {"coord": f"{i},2", "payload": {"text": text[i]}}
                     for i in range(start, min(start + per_request, total))
                 ]
                 response = await client.post("/memories/batch", json={"items": items})
@@ -173,13 +188,13 @@ async def main() -> None:
                 db = await migrated_database()
                 try:
                     with serving(Path(tmp) / f"{run}-{batching}", _env(db, batching)) as url:
-                        samples[name].append(await _single_posts(url, args.memories, 64))
+                        samples[name].append(await single_posts(url, args.memories, 64))
                 finally:
                     await drop_database(db)
             db = await migrated_database()
             try:
                 with serving(Path(tmp) / f"{run}-bulk", _env(db, False)) as url:
-                    bulk = await _bulk_posts(url, args.bulk_memories, args.per_request)
+                    bulk = await bulk_posts(url, args.bulk_memories, args.per_request)
                 samples[names[2]].append(bulk)
             finally:
                 await drop_database(db)

@@ -2,7 +2,8 @@
 # Opt-in test tier: the vector-store contract against a real Milvus standalone (2.3.5).
 #
 # Installs `milvus==2.3.5` (Milvus standalone with embedded etcd) into a venv of its own,
-# MILVUS_VENV (default /tmp/milvus-venv), leaving the project's environment as it is. Milvus
+# MILVUS_VENV (default /tmp/milvus-venv; scripts/milvus-venv.sh), leaving the project's
+# environment as it is. Milvus
 # binds 0.0.0.0, so the server and the tests run together in a network namespace that has
 # nothing but loopback; they need no PostgreSQL or Redis. Extra arguments go to pytest.
 #
@@ -10,12 +11,7 @@
 #   scripts/milvus-standalone-tests.sh -k upsert
 set -eu
 cd "$(dirname "$0")/.."
-MILVUS_VENV="${MILVUS_VENV:-/tmp/milvus-venv}"
-
-if ! "$MILVUS_VENV/bin/python" -c 'import milvus' 2>/dev/null; then
-    python3 -m venv "$MILVUS_VENV"
-    "$MILVUS_VENV/bin/pip" install --quiet 'milvus==2.3.5'
-fi
+. scripts/milvus-venv.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "milvus-standalone-tests: run as root (unshare -n needs it)" >&2

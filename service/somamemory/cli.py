@@ -129,6 +129,9 @@ def _require_shared_backends(settings: Settings) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from .stores.milvus_lite_memory import prefer_returning_pool
+
+    prefer_returning_pool()  # before anything imports pyarrow
     from .app import create_app
 
     settings = _settings(args)

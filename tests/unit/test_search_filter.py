@@ -112,14 +112,14 @@ def test_milvus_writes_every_negation_out_in_full() -> None:
     parsed = parse_filter("ns", {"$not": {"$or": [{"n": {"$gt": 2}}, {"flag": True}]}})
     assert parsed is not None
     assert milvus_filter(parsed) == (
-        'namespace == "ns" and ((not exists fields["n"] or fields["n"] >= "" or '
-        'exists fields["n"]["bool"] or fields["n"] <= 2)'
-        ' and (not exists fields["flag"]["bool"] or fields["flag"]["bool"] != true))'
+        'namespace == "ns" and (((not (exists fields["n"])) or fields["n"] >= "" or '
+        '(exists fields["n"]["bool"]) or fields["n"] <= 2)'
+        ' and ((not (exists fields["flag"]["bool"])) or fields["flag"]["bool"] != true))'
     )
     times = parse_filter("ns", {"created_at": {"$ne": "1970-01-01T00:00:01Z"}, "version": 2})
     assert times is not None
     assert milvus_filter(times) == (
-        'namespace == "ns" and (not exists fields["$created_at"] or '
+        'namespace == "ns" and ((not (exists fields["$created_at"])) or '
         'fields["$created_at"] != 1000000) and version == 2'
     )
 

@@ -93,18 +93,28 @@ def _is_column(field: str) -> bool:
     return field in ("memory_type", "importance", "version")
 
 
+def _exists(key: str) -> str:
+    """``exists`` in parentheses: Milvus before 2.4 reads ``not exists a or b`` as a
+    non-boolean operand of ``or`` and refuses it."""
+    return f"(exists {key})"
+
+
+def _missing(key: str) -> str:
+    return f"(not {_exists(key)})"
+
+
 def _other_type(key: str, value: Value) -> str:
     """Holds when the JSON value at ``key`` is missing or of another type than ``value``."""
     is_string = f"{key} >= {milvus_string('')}"
     is_number = f"{key} < 0 or {key} >= 0"
-    is_boolean = f"exists {key}[{milvus_string(BOOLEAN_KEY)}]"
+    is_boolean = _exists(f"{key}[{milvus_string(BOOLEAN_KEY)}]")
     if isinstance(value, bool):
         others = [is_string, is_number]
     elif isinstance(value, str):
         others = [is_number, is_boolean]
     else:
         others = [is_string, is_boolean]
-    return " or ".join([f"not exists {key}", *others])
+    return " or ".join([_missing(key), *others])
 
 
 def _equals(field: str, value: Value, negated: bool) -> str:
@@ -116,9 +126,9 @@ def _equals(field: str, value: Value, negated: bool) -> str:
     if not negated:
         return f"{key} == {_literal(value)}"
     if field in TIME_FIELDS:
-        return f"(not exists {key} or {key} != {_literal(value)})"
+        return f"({_missing(key)} or {key} != {_literal(value)})"
     if isinstance(value, bool):  # the wrapper's key exists only on booleans
-        return f"(not exists {key} or {key} != {_literal(value)})"
+        return f"({_missing(key)} or {key} != {_literal(value)})"
     return f"({_other_type(key, value)} or {key} != {_literal(value)})"
 
 
@@ -128,7 +138,7 @@ def _compare(field: str, op: RangeOp, value: Value, negated: bool) -> str:
     key = _key(field)
     if not negated:
         return f"{key} {_OPS[op]} {_literal(value)}"
-    others = f"not exists {key}" if field in TIME_FIELDS else _other_type(key, value)
+    others = _missing(key) if field in TIME_FIELDS else _other_type(key, value)
     return f"({others} or {key} {_OPPOSITE[op]} {_literal(value)})"
 
 
@@ -151,7 +161,7 @@ def _condition(condition: Condition, negated: bool = False) -> str:
         case Compare(field, op, value):
             return _compare(field, op, value, negated)
         case Exists(field):
-            return f"(not exists {_key(field)})" if negated else f"exists {_key(field)}"
+            return _missing(_key(field)) if negated else _exists(_key(field))
         case Not(inner):
             return _condition(inner, not negated)
         case AllOf(conditions) | AnyOf(conditions):
