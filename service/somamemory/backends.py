@@ -297,6 +297,7 @@ async def open_backends(settings: Settings) -> Backends:
     if pool is not None:
         budget = settings.postgres_timeout_seconds
         store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
+        closers.append(store.analyzer.close)  # before the pool's: cancels a running ANALYZE
         tokens = PostgresTokenStore(pool, timeout=budget)
         graph = PostgresGraph(pool, timeout=budget)
         policies = PostgresPolicyStore(pool, timeout=budget)

@@ -105,6 +105,7 @@ class PostgresFailover:
         journal = redis_journal(self._redis, self._settings)
         budget = self._settings.postgres_timeout_seconds
         store = PostgresStore(pool, timeout=budget)
+        self._backends.on_close(store.analyzer.close)  # before the pool's (closed last first)
         touched = await replay_journal(journal, store)  # most of it, while writes still go on
         async with self._live.gate.closed():
             touched |= await replay_journal(journal, store)  # what came in meanwhile

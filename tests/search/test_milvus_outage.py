@@ -139,6 +139,7 @@ def test_milvus_down_at_run_time_is_503_for_search_and_writes_and_deletes_reach_
             search = client.post("/memories/search", json={"query": "before"}, headers=AUTH)
             assert search.status_code == 503
             assert search.json()["detail"].startswith("milvus is unavailable: search failed")
+            assert search.headers["Retry-After"] == "2"
             assert client.get("/readyz").status_code == 503
             health = client.get("/health", headers=AUTH).json()
             assert health["vector_store"] is False

@@ -120,6 +120,7 @@ def test_every_route_answers_503_while_postgres_is_frozen_then_recovers(
             response = call()
             assert response.status_code == 503, (route, response.text)
             assert NO_ANSWER in response.json()["detail"], (route, response.text)
+            assert response.headers["Retry-After"] == "2", route  # a client knows when to retry
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["code"] == "not_ready"
         # /health is a report: it answers, and says PostgreSQL is not answering

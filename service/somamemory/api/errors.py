@@ -68,6 +68,12 @@ def problem_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+# Every 503 says when to try again: a lock held too long or a busy backend clears in a moment;
+# a model change's rebuild takes longer.
+DEFAULT_RETRY_AFTER = 2
+RETRY_AFTER_SECONDS = {"lock_timeout": 1, "reembedding": 10}
+
+
 async def _soma_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SomaError)
     if isinstance(exc, Unauthorized):
@@ -75,7 +81,9 @@ async def _soma_error(request: Request, exc: Exception) -> Response:
     status, code = status_of(exc)
     if status == 503:
         log.warning("backend unavailable: %s", exc)
-    elif status == 500:
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS.get(code or "", DEFAULT_RETRY_AFTER))}
+        return problem_response(status, str(exc), code=code, headers=retry)
+    if status == 500:
         log.error("unmapped service error on %s %s: %r", request.method, request.url.path, exc)
         return problem_response(500, "internal error; the service log has the details")
     return problem_response(status, str(exc), code=code)

@@ -32,7 +32,7 @@ def transfer_of(live: LiveStores, what: str) -> PostgresTransfer:
             "postgres",
             f"{what} runs on PostgreSQL, which the service is not using now (mode {live.mode})",
         )
-    return PostgresTransfer(store.pool)
+    return PostgresTransfer(store.pool, analyzer=store.analyzer)
 
 
 async def open_export(

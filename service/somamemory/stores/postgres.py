@@ -14,6 +14,7 @@ from ..filters import SearchFilter
 from ..models import Memory, MemoryType, NewMemory, TypeCounts
 from . import postgres_expiry, postgres_history
 from .answering import observed
+from .postgres_analyze import Analyzer
 from .postgres_keyword import KeywordHit, keyword_search
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
 from .postgres_rows import memory_from_row
@@ -180,6 +181,7 @@ class PostgresStore:
     def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pool = pool
         self.timeout = timeout
+        self.analyzer = Analyzer(pool, timeout=timeout)  # planner statistics after bulk writes
 
     async def put(self, memory: NewMemory) -> Memory:
         return (await self.put_many([memory]))[0]
@@ -188,7 +190,9 @@ class PostgresStore:
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
         """Upsert many in one transaction; a coord given twice gets two versions, in order."""
         async with self._pool.acquire() as connection, connection.transaction():
-            return await put_many_in(connection, memories)
+            stored = await put_many_in(connection, memories)
+        self.analyzer.wrote(len(stored))
+        return stored
 
     @bounded
     async def get(
@@ -315,9 +319,11 @@ class PostgresStore:
                 await _apply(connection, entries)
                 last = entries[-1].id
                 await connection.execute(_JOURNAL_SAVE, journal, last)
+        self.analyzer.wrote(len(entries))
         return last, entries
 
     async def close(self) -> None:
+        await self.analyzer.close()
         await self._pool.close()
 
 

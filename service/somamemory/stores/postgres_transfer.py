@@ -22,6 +22,7 @@ import asyncpg
 from ..errors import BackendUnavailable
 from ..models import Memory, MemoryType
 from .driver_errors import unavailable
+from .postgres_analyze import Analyzer
 from .postgres_pool import POSTGRES_DOWN, Pool
 from .postgres_rows import link_from_row, memory_from_row
 
@@ -245,9 +246,12 @@ def _history(row: asyncpg.Record) -> MemoryHistory:
 class PostgresTransfer:
     """Bulk reads and writes of whole memory histories on the canonical store."""
 
-    def __init__(self, pool: Pool, *, prefetch: int = 1000) -> None:
+    def __init__(
+        self, pool: Pool, *, prefetch: int = 1000, analyzer: Analyzer | None = None
+    ) -> None:
         self._pool = pool
         self._prefetch = prefetch
+        self._analyzer = analyzer  # told the rows imported (``postgres_analyze.py``)
 
     @_unavailable
     async def count(self, namespace: str | None = None, *, include_deleted: bool = False) -> int:
@@ -337,6 +341,8 @@ class PostgresTransfer:
                 [h.expires_at for h, _ in last],
                 [h.accessed_at for h, _ in last],
             )
+        if self._analyzer is not None:
+            self._analyzer.wrote(len(last))
         return [memory_from_row(row) for row in rows]
 
     @_unavailable

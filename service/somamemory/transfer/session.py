@@ -19,6 +19,8 @@ from ..errors import BackendUnavailable, StartupError
 from ..metrics import Metrics
 from ..reconciler import Reconciler
 from ..settings import Settings
+from ..stores.postgres import PostgresStore
+from ..stores.postgres_analyze import Analyzer
 from ..stores.postgres_pool import Pool, connection, create_pool
 from ..stores.postgres_transfer import PostgresTransfer
 from ..writes import WritePath
@@ -59,11 +61,13 @@ async def postgres_only(settings: Settings) -> AsyncIterator[Session]:
             server = None  # the running service's: leave it running
     try:
         pool = await _pool(settings, url)
+        analyzer = Analyzer(pool, timeout=settings.postgres_timeout_seconds)
         try:
             async with connection(pool) as held:
                 await schema.require_head(held)
-            yield Session(PostgresTransfer(pool), None)
+            yield Session(PostgresTransfer(pool, analyzer=analyzer), None)
         finally:
+            await analyzer.close()
             await pool.close()
     finally:
         if server is not None:
@@ -95,7 +99,10 @@ async def with_vectors(settings: Settings) -> AsyncIterator[Session]:
             settle=writes.settle,
             grace_seconds=0.0,
         )
-        yield Session(PostgresTransfer(pool), Vectors(backends, writes, reconciler))
+        store = backends.live.store
+        analyzer = store.analyzer if isinstance(store, PostgresStore) else None
+        transfer = PostgresTransfer(pool, analyzer=analyzer)
+        yield Session(transfer, Vectors(backends, writes, reconciler))
         await writes.flush()
     finally:
         await backends.close()
