@@ -13,6 +13,16 @@ a background thread after a flush, and answers by brute force until then) and af
 
     python bench/search_quality.py [--sizes 10000 100000] [--queries 300] [--index HNSW]
                                    [--ef 512] [--repeat 3] [--warmup 20] [--no-http]
+                                   [--under-writes 200] [--right-after-load]
+
+``--under-writes RATE`` times the HTTP searches again while a separate process writes RATE new
+memories a second (``POST /memories`` with vectors of the same distribution). Their recall@10 is
+against the exact top-10 of the preloaded memories only: a new memory in the answer counts as a
+miss, so it is a lower bound; also printed: the answer's m preloaded memories against the exact
+top-m of the preloaded set (what an exact search over everything present would give for them).
+``--right-after-load`` starts a service on empty stores, loads the memories through
+``POST /memories/batch``, and times searches from the moment the load returned until milvus-lite
+has built every segment's index (recall against all of them).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import asyncpg
 import httpx
 import numpy as np
 from harness import TOKEN, drop_database, migrated_database, percentiles, serving
+from search_live import right_after_load, under_writes
 
 from somamemory.filters import parse_filter
 from somamemory.models import Memory
@@ -186,8 +197,87 @@ def milvus_phase(*args: object) -> tuple[float, float, list[list[int]], list[lis
     return asyncio.run(_milvus_phase(*args))  # type: ignore[arg-type]
 
 
+def recall_at_10(found: list[list[int]], truth: np.ndarray) -> float:
+    pairs = zip(found, truth, strict=True)
+    return float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in pairs]))
+
+
+async def busy_runs(
+    args: argparse.Namespace,
+    size: int,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    db_url: str,
+    data_dir: Path,
+    tmp: Path,
+) -> None:
+    """The ``--under-writes`` and ``--right-after-load`` measurements, printed as they end."""
+    collection = f"bench_{size}"
+    env = {
+        "POSTGRES_URL": db_url,
+        "SOMA_MILVUS_COLLECTION": collection,
+        "SOMA_MILVUS_INDEX": args.index,
+        "SOMA_MILVUS_SEARCH_EF": str(args.ef),
+    }
+    if args.under_writes:
+        got = await asyncio.to_thread(
+            under_writes, env, data_dir, queries, args.warmup, args.repeat, args.under_writes, size
+        )
+        p50, p99 = percentiles(got["times"])
+        truths = np.tile(truth, (args.repeat, 1))
+        recall = recall_at_10(got["found"], truths)
+        shares = []  # the answer's preloaded memories against as many exact preloaded ones
+        for hits, exact in zip(got["found"], truths, strict=True):
+            old = [h for h in hits if h < size]
+            shares.append(len(set(old) & set(exact[: len(old)].tolist())) / max(len(old), 1))
+        print(
+            f"{size:,} under writes: asked {args.under_writes:g}/s, written "
+            f"{got['write_rate']:.1f}/s ({got['writes_ok']} ok, {got['writes_failed']} failed); "
+            f"{len(got['times'])} searches in {got['search_seconds']:.1f}s: HTTP p50/p99 "
+            f"{p50:.1f}/{p99:.1f} ms, recall@10 vs the preloaded set {recall:.3f} (new memories "
+            f"count as misses), of the preloaded hits {float(np.mean(shares)):.3f}",
+            flush=True,
+        )
+    if args.right_after_load:
+        empty_url = await migrated_database()
+        fresh = tmp / f"fresh-{size}"
+        fresh.mkdir()
+        try:
+            got = await asyncio.to_thread(
+                right_after_load,
+                {**env, "POSTGRES_URL": empty_url},
+                fresh,
+                collection,
+                vectors,
+                queries,
+            )
+        finally:
+            await drop_database(empty_url)
+        during = got["times"]
+        found = [hits for _, hits in got["found"]]
+        recall = recall_at_10(found, truth[[q for q, _ in got["found"]]]) if found else float("nan")
+        p50, p99 = percentiles(during) if during else (float("nan"), float("nan"))
+        after = percentiles(got["after_times"]) if got["after_times"] else (float("nan"),) * 2
+        print(
+            f"{size:,} right after load: bulk load {got['load_seconds']:.1f}s, index build window "
+            f"{got['window_seconds']:.1f}s: {len(during)} searches, HTTP p50/p99 "
+            f"{p50:.1f}/{p99:.1f} ms, max {max(during, default=0) * 1000:.0f} ms, recall@10 "
+            f"{recall:.3f}; after the build p50/p99 {after[0]:.1f}/{after[1]:.1f} ms",
+            flush=True,
+        )
+
+
 async def run(
-    size: int, queries_n: int, index: str, ef: int, warmup: int, repeat: int, http: bool, tmp: Path
+    size: int,
+    queries_n: int,
+    index: str,
+    ef: int,
+    warmup: int,
+    repeat: int,
+    http: bool,
+    tmp: Path,
+    args: argparse.Namespace | None = None,
 ) -> dict[str, float]:
     vectors, queries = dataset(size, queries_n)
     truth = exact_top(vectors, queries)
@@ -227,6 +317,8 @@ async def run(
         http_times = await asyncio.to_thread(
             over_http, db_url, data_dir, collection, index, ef, queries, warmup
         )
+        if args is not None:
+            await busy_runs(args, size, vectors, queries, truth, db_url, data_dir, tmp)
     finally:
         await drop_database(db_url)
     result["http_p50_ms"], result["http_p99_ms"] = percentiles(http_times)
@@ -247,6 +339,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed queries before timing")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over the queries")
     parser.add_argument("--no-http", dest="http", action="store_false", help="skip the HTTP run")
+    parser.add_argument(
+        "--under-writes",
+        type=float,
+        default=0,
+        metavar="RATE",
+        help="also time HTTP searches while another process writes RATE memories/s",
+    )
+    parser.add_argument(
+        "--right-after-load",
+        action="store_true",
+        help="also time HTTP searches from the end of a bulk load until the index build ends",
+    )
     args = parser.parse_args()
     if args.ef is None:
         from somamemory.settings import Settings
@@ -266,6 +370,7 @@ def main() -> None:
                         args.repeat,
                         args.http,
                         Path(tmp),
+                        args,
                     )
                 )
             )

@@ -213,6 +213,58 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
         await store.close()
 
 
+async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments whose index is not built yet (as after a flush, until the background build
+    ends): the fast executor's brute force and milvus-lite's own find the same rows."""
+    from milvus_lite.engine import collection as lite_collection
+
+    from somamemory.stores import milvus_lite_search as milvus_module
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="brute", dim=DIM, token=None, timeout=5
+    )
+    fast_executor = milvus_module._lite_execute_search
+    assert lite_collection.execute_search_with_index is fast_executor
+    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    try:
+        for round_ in range(2):  # two segments sharing pks, one delete in each
+            await _put(
+                store,
+                *[
+                    _memory("a", f"{i}.0", text=f"note {i} {round_}")
+                    for i in range(round_ * 30, 80)
+                ],
+            )
+            await store.delete("a", [f"{round_ * 7 + 3}.0"])
+            await store.flush()
+        col = _lite_collection(store)
+        col._wait_for_bg()
+        segments = [seg for seg in col._segments_snapshot() if seg.num_rows]
+        for seg in segments:
+            seg.indexes.pop("vector", None)
+        original = milvus_module._lite_original
+        assert original is not None
+        for query in ["note 3", "note 41 1", "note 77 0"]:
+            args = {
+                "query_vectors": [list((await embedder.embed([query]))[0])],
+                "top_k": 15,
+                "expr": f"namespace == {milvus_string('a')}",
+                "output_fields": ["coord"],
+            }
+            fast = col.search(**args)
+            monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
+            slow = col.search(**args)
+            monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
+            assert len(fast[0]) == 15
+            assert sorted((round(h["distance"], 5), h["id"]) for h in fast[0]) == sorted(
+                (round(h["distance"], 5), h["id"]) for h in slow[0]
+            )
+    finally:
+        await store.close()
+
+
 def test_milvus_lite_builds_hnsw_with_the_parameters_the_store_asks_for(tmp_path: Path) -> None:
     """milvus-lite drops build parameters given flat; the store nests them so they hold."""
     opened = MilvusVectorStore.connect(

@@ -69,6 +69,63 @@ def _lite_segment_masks(segments: tuple[Any, ...]) -> list[np.ndarray]:
     return masks
 
 
+# A segment without its index yet (after a flush or a merge, until the background build ends)
+# is searched by brute force. milvus-lite's BruteForceIndex copies the whole matrix, normalizes
+# the copy and only then multiplies (four passes and ~2x the segment in temporaries per query:
+# ~150 ms at 100k x 384, ~240 ms with a mask); here the candidate norms are computed once per
+# segment and a query is one matrix-vector product over the segment's own array (~20 ms).
+_lite_norms: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def _lite_inverse_norms(vectors: np.ndarray) -> np.ndarray:
+    """1/|v| per row of ``vectors`` (1 for zero rows), cached while the array is in use."""
+    key = id(vectors)
+    with _lite_lock:
+        hit = _lite_norms.get(key)
+        if hit is not None and hit[0] is vectors:
+            _lite_norms.move_to_end(key)
+            return hit[1]
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    inverse = np.divide(1.0, norms, out=np.ones_like(norms), where=norms != 0).astype(np.float32)
+    with _lite_lock:  # the entry holds the array, so its id cannot be reused meanwhile
+        _lite_norms[key] = (vectors, inverse)
+        while len(_lite_norms) > 8:
+            _lite_norms.popitem(last=False)
+    return inverse
+
+
+def _lite_brute_force(
+    queries: np.ndarray, vectors: np.ndarray, top_k: int, mask: np.ndarray | None, metric: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """BruteForceIndex.search's answer for COSINE and IP (None: another metric)."""
+    if metric not in ("COSINE", "IP") or vectors.dtype != np.float32 or vectors.ndim != 2:
+        return None
+    nq, n = int(queries.shape[0]), int(vectors.shape[0])
+    ids = np.full((nq, top_k), -1, dtype=np.int64)
+    dists = np.full((nq, top_k), np.inf, dtype=np.float32)
+    valid = n if mask is None else int(mask.sum())
+    if valid == 0:
+        return ids, dists
+    if metric == "COSINE":
+        q_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        unit = queries / np.where(q_norms == 0, 1.0, q_norms)
+        scores = (unit @ vectors.T) * _lite_inverse_norms(vectors)
+        np.subtract(1.0, scores, out=scores)
+        np.maximum(scores, 0.0, out=scores)
+    else:
+        scores = -(queries @ vectors.T)
+    if mask is not None:
+        scores[:, ~mask] = np.inf
+    k = min(top_k, valid)
+    for q in range(nq):
+        row = scores[q]
+        part = np.argpartition(row, k - 1)[:k] if k < n else np.arange(n)
+        order = part[np.argsort(row[part], kind="stable")][:k]
+        ids[q, :k] = order
+        dists[q, :k] = row[order]
+    return ids, dists
+
+
 def _lite_execute_search(
     query_vectors: np.ndarray,
     segments: Any,
@@ -156,12 +213,19 @@ def _lite_execute_search(
     sources: list[list[Any]] = []
 
     def recall(source: int, vectors: np.ndarray, mask: np.ndarray, index: Any) -> None:
+        """Top-k of one source: its index, else (a segment) ours, else lite's brute force."""
         if not mask.any():
             return
-        if index is None:
+        valid_mask = None if mask.all() else mask
+        found = None
+        if index is None and source < len(in_scope):
+            found = _lite_brute_force(query_vectors, vectors, top_k, valid_mask, metric_type)
+        if found is None and index is None:  # the memtable: small, and ties break as lite's
             index = BruteForceIndex.build(vectors, metric_type)
-        ids, dists = index.search(
-            query_vectors, top_k, valid_mask=None if mask.all() else mask, params=search_params
+        ids, dists = (
+            found
+            if found is not None
+            else index.search(query_vectors, top_k, valid_mask=valid_mask, params=search_params)
         )
         for q in range(nq):
             for j in range(top_k):
