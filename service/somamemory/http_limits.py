@@ -17,6 +17,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .problems import problem_bytes
 
+# After a 431 the rest of the client's head is read and dropped for at most this long before the
+# connection closes: closing with unread input would send a reset, which can destroy the answer
+# before the client reads it (a "lingering close", as nginx does).
+LINGER_SECONDS = 2.0
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
@@ -39,6 +43,7 @@ def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
         _head_bytes = 0
         _in_head = True
         _deadline: asyncio.TimerHandle | None = None
+        _lingering = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -49,6 +54,8 @@ def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._lingering:
+                return  # refused: read and dropped until the client closes or the linger ends
             # counted before parsing: a whole oversized head can arrive in one read, and once
             # parsed it would be served
             if self._in_head and not self.transport.is_closing():
@@ -92,7 +99,13 @@ def bounded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
             detail = f"request line and headers exceed {limits.max_head_bytes} bytes"
             body = problem_bytes(431, detail)
             self.transport.write(_TOO_LARGE % (len(body), body))
-            self.transport.close()
+            self._disarm()
+            if not self.transport.can_write_eof():
+                self.transport.close()
+                return
+            self._lingering = True
+            self.transport.write_eof()  # the answer, then FIN; the client's EOF closes it
+            self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     return BoundedHttpToolsProtocol
 
