@@ -61,12 +61,21 @@ def drop_database(url: str) -> None:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextlib.contextmanager
+def migrated_database() -> Iterator[str]:
+    """A new database on the machine's PostgreSQL, migrated to head; dropped afterwards."""
+    url = create_database()
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_database(url)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    url = create_database()
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -26,10 +26,15 @@ import httpx
 import pytest
 
 from somamemory.embeddings import HashEmbedder, text_of
-from somamemory.schema import upgrade_to_head
 from somamemory.stores.milvus import MilvusVectorStore
 
-from ..conftest import DIM, REDIS_HOST, REDIS_PORT, create_database, drop_database, free_port
+from ..conftest import (
+    DIM,
+    REDIS_HOST,
+    REDIS_PORT,
+    free_port,
+    migrated_database,
+)
 from ..milvus_server import MilvusLiteServer
 from ..serve import Serve
 
@@ -42,10 +47,8 @@ WORKERS = 2
 @pytest.fixture
 def database() -> Iterator[str]:
     """A database of its own: the outbox it counts is this test's alone."""
-    url = create_database()
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:
+        yield url
 
 
 def wait_for_workers(serve: Serve, count: int, timeout: float = 120) -> None:

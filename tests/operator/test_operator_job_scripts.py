@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from somamemory.schema import upgrade_to_head
 from somamemory_operator import cron, task_manifests
 from somamemory_operator.spec import normalize
 from somamemory_operator.tasks import _read_backup, _read_restore
-from tests.conftest import create_database, drop_database
+from tests.conftest import migrated_database
 
 UTC = datetime.UTC
 VERSION = {
@@ -34,12 +33,8 @@ VERSION = {
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    url = create_database()
-    try:
-        upgrade_to_head(url)
+    with migrated_database() as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 def _run(

@@ -20,11 +20,10 @@ from fastapi.testclient import TestClient
 
 from somamemory.app import create_app
 from somamemory.embeddings.base import EmbedderInfo
-from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 from somamemory.stores.milvus_collections import MilvusCatalogue
 
-from ..conftest import TOKEN, create_database, drop_database
+from ..conftest import TOKEN, migrated_database
 from .test_reembedding import _wait
 
 HOLD_BACK = """
@@ -35,10 +34,8 @@ VALUES ('held-back', 'x', 0, 1, now() - interval '2 hours', now() + interval '1 
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    url = create_database()
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:
+        yield url
 
 
 async def _execute(url: str, statement: str) -> None:

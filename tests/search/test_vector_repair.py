@@ -16,11 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somamemory.app import create_app
-from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 from somamemory.stores.outbox import MAX_ATTEMPTS
 
-from ..conftest import TOKEN, create_database, drop_database
+from ..conftest import TOKEN, migrated_database
 
 
 def _auth(namespace: str) -> dict[str, str]:
@@ -29,10 +28,8 @@ def _auth(namespace: str) -> dict[str, str]:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    url = create_database()  # its own: no other app's reconciler may settle its outbox
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:  # its own: no other app's reconciler may settle its outbox
+        yield url
 
 
 def _sql(url: str, statement: str, *args: Any) -> Any:

@@ -17,24 +17,21 @@ import pytest
 
 from somamemory.filters import SearchFilter
 from somamemory.models import NewMemory
-from somamemory.schema import upgrade_to_head
 from somamemory.stores.postgres import PostgresStore
 from somamemory.stores.postgres_analyze import MINIMUM_ROWS, Analyzer
 from somamemory.stores.postgres_keyword import INDEX_NAME, query_text, search_statement
 from somamemory.stores.postgres_pool import create_pool
 from somamemory.stores.postgres_transfer import MemoryHistory, PostgresTransfer, VersionRecord
 
-from ..conftest import create_database, drop_database
+from ..conftest import migrated_database
 
 _ANALYZES = "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'memories'"
 
 
 @pytest.fixture(scope="module")
 def fresh_url() -> Iterator[str]:
-    url = create_database()
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:
+        yield url
 
 
 @pytest.fixture

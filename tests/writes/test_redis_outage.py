@@ -25,11 +25,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from somamemory.app import create_app
-from somamemory.schema import upgrade_to_head
 from somamemory.settings import Settings
 from somamemory.stores.redis_cache_entries import memory_json
 
-from ..conftest import TOKEN, create_database, drop_database, free_port
+from ..conftest import TOKEN, free_port, migrated_database
 from ..milvus_server import MilvusLiteServer
 from ..search.test_milvus_outage import milvus_versions, wait_until
 from .test_postgres_outage import stored_versions
@@ -110,10 +109,8 @@ def persistent_redis() -> Iterator[PrivateRedis]:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    url = create_database()  # its own: no other app's reconciler may settle its outbox
-    upgrade_to_head(url)
-    yield url
-    drop_database(url)
+    with migrated_database() as url:  # its own: no other app's reconciler may settle its outbox
+        yield url
 
 
 @pytest.fixture
