@@ -213,6 +213,66 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
         await store.close()
 
 
+async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast executor keeps per-segment answers (newest rows, filter masks) between
+    searches: after each round of overwrites, deletes and a flush (and lite's merges), with
+    rows still in the memtable, it answers as milvus-lite's own executor does."""
+    from milvus_lite.engine import collection as lite_collection
+
+    from somamemory.stores import milvus_lite_search as milvus_module
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="rounds", dim=DIM, token=None, timeout=5
+    )
+    fast_executor = milvus_module._lite_execute_search
+    original = milvus_module._lite_original
+    assert original is not None
+    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
+    try:
+        col = _lite_collection(store)
+        for round_ in range(8):
+            await _put(
+                store,
+                *[
+                    _memory(
+                        ns,
+                        f"{i}.0",
+                        text=f"{words[(i + round_) % 8]} {words[i % 8]}",
+                        topic=words[(i + round_) % 3],
+                    )
+                    for ns in ("a", "b")
+                    for i in range(round_ * 5, round_ * 5 + 30)
+                ],
+            )
+            await store.delete("a", [f"{i}.0" for i in range(round_, 70, 11)])
+            if round_ % 2:
+                await store.flush()  # even rounds leave their rows in the memtable
+            col._wait_for_bg()  # both executors see the same segments and indexes
+            for ns, extra in [("a", ""), ("b", ' and fields["topic"] == "moon"')]:
+                query = (await embedder.embed([f"{words[round_]} tea"]))[0]
+                args = {
+                    "query_vectors": [list(query)],
+                    "top_k": 20,
+                    "expr": f"namespace == {milvus_string(ns)}{extra}",
+                    "output_fields": ["coord", "namespace"],
+                    "search_params": {"ef": 200},
+                }
+                fast = col.search(**args)
+                monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
+                slow = col.search(**args)
+                monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
+                assert fast[0], (round_, ns)
+                assert [(h["id"], h["entity"]) for h in fast[0]] == [
+                    (h["id"], h["entity"]) for h in slow[0]
+                ], (round_, ns)
+        assert sum(1 for seg in col._segments_snapshot() if seg.num_rows) >= 2
+    finally:
+        await store.close()
+
+
 async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

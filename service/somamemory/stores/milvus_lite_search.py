@@ -8,13 +8,17 @@ compares its answers with the original's (tests/stores/test_vector_store.py).
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import logging
+import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from somamemory.stores import milvus_lite_segments as segments_memo
 
 log = logging.getLogger(__name__)
 
@@ -24,49 +28,17 @@ log = logging.getLogger(__name__)
 # milvus-lite 3.2's ``execute_search_with_index`` walks every stored row in Python on every
 # search (a global max-seq dict for upsert dedup, then a per-row tombstone check): ~1 µs a row,
 # so ~100 ms per query at 100k vectors while the HNSW search itself takes ~1 ms. This replacement
-# returns the same answers: the cross-segment dedup depends only on the (immutable) segments, so
-# it is computed once per segment set and cached; per query only the few rows the memtable, its
-# deletes and the tombstones name are looked up through each segment's ``pk_to_row``. When those
-# are many (or a segment repeats a pk), it defers to the original.
+# returns the same answers. What depends only on the (immutable) segments is kept between
+# searches (``milvus_lite_segments``): which rows are the newest version of their pk, derived
+# from the last segment set when a flush or a merge changes it; each segment's filter masks;
+# its vector norms. Per query only the few rows the memtable, its deletes and the tombstones
+# name are looked up through each segment's ``pk_to_row``. When those are many (or a segment
+# repeats a pk), it defers to the original.
 
 _LITE_VERSIONS = ("3.2.",)
 _LITE_MAX_LOOKUP_SHARE = 0.25  # more lookups than this share of the rows: the original is as fast
 _lite_lock = threading.Lock()
 _lite_original: Callable[..., Any] | None = None
-_lite_base_masks: OrderedDict[tuple[int, ...], tuple[tuple[Any, ...], list[np.ndarray]]] = (
-    OrderedDict()
-)
-
-
-def _lite_segment_masks(segments: tuple[Any, ...]) -> list[np.ndarray]:
-    """Per segment: rows that are the newest version of their pk among ``segments``."""
-    key = tuple(id(seg) for seg in segments)
-    with _lite_lock:
-        hit = _lite_base_masks.get(key)
-        if hit is not None:
-            _lite_base_masks.move_to_end(key)
-            return hit[1]
-    if len(segments) == 1:
-        masks = [np.ones(segments[0].num_rows, dtype=bool)]
-    else:
-        newest: dict[Any, int] = {}
-        for seg in segments:
-            for pk, seq in zip(seg.pks, seg.seqs.tolist(), strict=True):
-                if newest.get(pk, -1) < seq:
-                    newest[pk] = seq
-        masks = [
-            np.fromiter(
-                (newest[pk] == seq for pk, seq in zip(seg.pks, seg.seqs.tolist(), strict=True)),
-                dtype=bool,
-                count=seg.num_rows,
-            )
-            for seg in segments
-        ]
-    with _lite_lock:  # the entry holds the segments, so their ids cannot be reused meanwhile
-        _lite_base_masks[key] = (segments, masks)
-        while len(_lite_base_masks) > 8:
-            _lite_base_masks.popitem(last=False)
-    return masks
 
 
 # A segment without its index yet (after a flush or a merge, until the background build ends)
@@ -74,24 +46,6 @@ def _lite_segment_masks(segments: tuple[Any, ...]) -> list[np.ndarray]:
 # the copy and only then multiplies (four passes and ~2x the segment in temporaries per query:
 # ~150 ms at 100k x 384, ~240 ms with a mask); here the candidate norms are computed once per
 # segment and a query is one matrix-vector product over the segment's own array (~20 ms).
-_lite_norms: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-
-
-def _lite_inverse_norms(vectors: np.ndarray) -> np.ndarray:
-    """1/|v| per row of ``vectors`` (1 for zero rows), cached while the array is in use."""
-    key = id(vectors)
-    with _lite_lock:
-        hit = _lite_norms.get(key)
-        if hit is not None and hit[0] is vectors:
-            _lite_norms.move_to_end(key)
-            return hit[1]
-    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    inverse = np.divide(1.0, norms, out=np.ones_like(norms), where=norms != 0).astype(np.float32)
-    with _lite_lock:  # the entry holds the array, so its id cannot be reused meanwhile
-        _lite_norms[key] = (vectors, inverse)
-        while len(_lite_norms) > 8:
-            _lite_norms.popitem(last=False)
-    return inverse
 
 
 def _lite_brute_force(
@@ -109,7 +63,7 @@ def _lite_brute_force(
     if metric == "COSINE":
         q_norms = np.linalg.norm(queries, axis=1, keepdims=True)
         unit = queries / np.where(q_norms == 0, 1.0, q_norms)
-        scores = (unit @ vectors.T) * _lite_inverse_norms(vectors)
+        scores = (unit @ vectors.T) * segments_memo.inverse_norm(vectors)
         np.subtract(1.0, scores, out=scores)
         np.maximum(scores, 0.0, out=scores)
     else:
@@ -124,6 +78,85 @@ def _lite_brute_force(
         ids[q, :k] = order
         dists[q, :k] = row[order]
     return ids, dists
+
+
+def _lite_hnsw_masked(
+    index: Any,
+    queries: np.ndarray,
+    top_k: int,
+    valid_mask: np.ndarray,
+    params: dict[str, Any] | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """FaissHnswIndex.search's answer with a mask, the mask given to faiss as a bitmap (None:
+    not such an index). Lite builds an ``IDSelectorBatch`` (a hash set of every valid row) per
+    search: 23 ms at 100k rows, where a bitmap costs 0.6 ms, so one overwritten or deleted
+    memory in a big segment made every search of it that much slower."""
+    import faiss
+
+    faiss_index: Any = getattr(index, "_index", None)
+    metric = getattr(index, "metric", None)
+    if (
+        type(index).__name__ != "FaissHnswIndex"
+        or not hasattr(faiss_index, "hnsw")
+        or metric not in ("COSINE", "IP", "L2")
+        or valid_mask.shape[0] != faiss_index.ntotal
+    ):
+        return None
+    nq = int(queries.shape[0])
+    ids = np.full((nq, top_k), -1, dtype=np.int64)
+    dists = np.full((nq, top_k), np.inf, dtype=np.float32)
+    if not valid_mask.any():
+        return ids, dists
+    if metric == "COSINE":
+        norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        queries = queries / np.where(norms == 0, 1.0, norms)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    ef = int((params or {}).get("ef", 64))
+    bitmap = np.packbits(valid_mask, bitorder="little")  # must outlive the search
+    selector = faiss.IDSelectorBitmap(valid_mask.shape[0], faiss.swig_ptr(bitmap))
+    found_dists, found_ids = faiss_index.search(
+        queries,
+        top_k,
+        params=faiss.SearchParametersHNSW(sel=selector, efSearch=ef),  # type: ignore[attr-defined]
+    )
+    keep = (found_ids >= 0) & (found_dists < 1e30)
+    if metric == "COSINE":
+        converted = 1.0 - found_dists
+    elif metric == "IP":
+        converted = -found_dists
+    else:
+        converted = np.sqrt(np.maximum(found_dists, 0.0))
+    ids[keep] = found_ids[keep]
+    dists[keep] = converted[keep]
+    del bitmap
+    return ids, dists
+
+
+Found = tuple[np.ndarray, np.ndarray]  # (ids, distances) per query, best first
+
+# Segments this large are searched on a pool thread while the calling thread searches another
+# (faiss and numpy release the GIL): a search over a 78k and a 22k segment at ef 512 costs the
+# sum of both on one thread. Smaller ones cost less than the hand-off.
+_LITE_PARALLEL_ROWS = 5_000
+_lite_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _run_all(searches: list[Callable[[], Found | None]], large: list[bool]) -> list[Found | None]:
+    """Each search's answer, in order; the large ones beyond the first on the pool."""
+    global _lite_pool
+    parallel = [i for i, big in enumerate(large) if big][1:]
+    if not parallel:
+        return [search() for search in searches]
+    with _lite_lock:
+        if _lite_pool is None:
+            workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+            _lite_pool = concurrent.futures.ThreadPoolExecutor(workers, "lite-search")
+        pool = _lite_pool
+    pending = {i: pool.submit(searches[i]) for i in parallel}
+    answers = [None if i in pending else search() for i, search in enumerate(searches)]
+    for i, future in pending.items():
+        answers[i] = future.result()
+    return answers
 
 
 def _lite_execute_search(
@@ -178,11 +211,14 @@ def _lite_execute_search(
         for seg in segments
         if seg.num_rows > 0 and (not partition_names or seg.partition in partition_names)
     )
-    mt_pks, mt_seqs, mt_vecs, mt_row_refs, mt_table = memtable.to_search_snapshot(
+    snapshot = segments_memo.memtable_snapshot(
+        memtable, vector_field, partition_names, compiled_filter is not None
+    ) or memtable.to_search_snapshot(
         vector_field=vector_field,
         partition_names=partition_names,
         include_table=compiled_filter is not None,
     )
+    mt_pks, mt_seqs, mt_vecs, mt_row_refs, mt_table = snapshot
     if not in_scope and not mt_pks:
         return [[] for _ in range(nq)]
     mt_deletes = memtable.delete_index_snapshot()
@@ -212,38 +248,43 @@ def _lite_execute_search(
     candidates: list[list[tuple[float, int, int]]] = [[] for _ in range(nq)]
     sources: list[list[Any]] = []
 
-    def recall(source: int, vectors: np.ndarray, mask: np.ndarray, index: Any) -> None:
+    def top(vectors: np.ndarray, mask: np.ndarray, index: Any, segment: bool) -> Found | None:
         """Top-k of one source: its index, else (a segment) ours, else lite's brute force."""
         if not mask.any():
-            return
+            return None
         valid_mask = None if mask.all() else mask
         found = None
-        if index is None and source < len(in_scope):
+        if index is None and segment:
             found = _lite_brute_force(query_vectors, vectors, top_k, valid_mask, metric_type)
         if found is None and index is None:  # the memtable: small, and ties break as lite's
             index = BruteForceIndex.build(vectors, metric_type)
-        ids, dists = (
-            found
-            if found is not None
-            else index.search(query_vectors, top_k, valid_mask=valid_mask, params=search_params)
-        )
-        for q in range(nq):
-            for j in range(top_k):
-                local = int(ids[q, j])
-                if local < 0:
-                    break
-                candidates[q].append((float(dists[q, j]), source, local))
+        if found is None and valid_mask is not None:
+            found = _lite_hnsw_masked(index, query_vectors, top_k, valid_mask, search_params)
+        if found is None:
+            found = index.search(query_vectors, top_k, valid_mask=valid_mask, params=search_params)
+        return found
 
-    for seg, base in zip(in_scope, _lite_segment_masks(in_scope), strict=True):
+    searches: list[Callable[[], Found | None]] = []
+    large: list[bool] = []
+
+    for seg, base in zip(in_scope, segments_memo.newest_rows(in_scope), strict=True):
         mask = base.copy()
         shadow(mask, seg.pk_to_row, seg.seqs)
         if compiled_filter is not None:
-            mask &= evaluate_segment_filter(seg, compiled_filter, indexed_filter_plan).astype(bool)
+            mask &= segments_memo.segment_filter(
+                seg,
+                compiled_filter,
+                functools.partial(
+                    evaluate_segment_filter, seg, compiled_filter, indexed_filter_plan
+                ),
+            )
         vectors, null_mask = seg.vector_data(vector_field)
         if null_mask is not None:
             mask &= null_mask.astype(bool)
         sources.append(seg.pks)
-        recall(len(sources) - 1, vectors, mask, seg.indexes.get(vector_field))
+        index = seg.indexes.get(vector_field)
+        searches.append(functools.partial(top, vectors, mask, index, True))
+        large.append(seg.num_rows >= _LITE_PARALLEL_ROWS)
 
     if mt_pks:
         mask = np.ones(len(mt_pks), dtype=bool)
@@ -262,7 +303,19 @@ def _lite_execute_search(
         if mt_table is not None and compiled_filter is not None:
             mask &= evaluate_mask(compiled_filter, mt_table).astype(bool)
         sources.append(mt_pks)
-        recall(len(sources) - 1, mt_vecs, mask, None)
+        searches.append(functools.partial(top, mt_vecs, mask, None, False))
+        large.append(False)
+
+    for source, found in enumerate(_run_all(searches, large)):
+        if found is None:
+            continue
+        ids, dists = found
+        for q in range(nq):
+            for j in range(top_k):
+                local = int(ids[q, j])
+                if local < 0:
+                    break
+                candidates[q].append((float(dists[q, j]), source, local))
 
     if project_record_fn is not None:
         project = project_record_fn
@@ -277,13 +330,16 @@ def _lite_execute_search(
         def project(record: dict) -> dict:
             return {k: record[k] for k in keep if k in record}
 
+    # a hit's vector is converted to Python only when asked for
+    asked = output_fields is None or "*" in output_fields or vector_field in output_fields
+    unasked = None if asked else vector_field
     results: list[list[dict]] = []
     for per_query in candidates:
         per_query.sort()
         hits = []
         for dist, source, local in per_query[:top_k]:
             if source < len(in_scope):
-                record = in_scope[source].row_to_dict(local)
+                record = segments_memo.segment_row(in_scope[source], local, unasked)
             else:
                 record = memtable.materialize_row(*mt_row_refs[local])
             pk = record[pk_field] if pk_field in record else sources[source][local]

@@ -1,0 +1,263 @@
+"""What milvus-lite 3.2 recomputes on every search, computed once per immutable segment.
+
+Used by the search executor in ``milvus_lite_search``. A segment never changes once published, so
+its filter masks, vector norms and, per set of segments, which of its rows are the newest
+version of their pk, are the same for every search until the segment set changes. Entries are
+keyed by object identity and hold only a weak reference to what they describe: a dead segment's
+entry is never reused for a new object at the same address, and never keeps a dropped segment's
+vectors alive.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+_FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
+_NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
+_SEGMENT_SETS = 4  # newest-row masks kept for this many sets of segments
+
+
+class IdentityMemo:
+    """Values computed from an object, kept while it lives, least recently used first out."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._lock = threading.RLock()  # a weakref callback may run inside a locked section
+        self._entries: OrderedDict[tuple[int, Hashable], tuple[Any, Any, int]] = OrderedDict()
+
+    def get(self, owner: Any, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``'s answer for ``owner`` (cached under ``key``)."""
+        slot = (id(owner), key)
+        with self._lock:
+            hit = self._entries.get(slot)
+            if hit is not None and hit[0]() is owner:
+                self._entries.move_to_end(slot)
+                return hit[1]  # type: ignore[no-any-return]
+        value = compute()
+        size = int(value.nbytes)
+        if size > self._max_bytes:
+            return value
+
+        def forget(_: object, slot: tuple[int, Hashable] = slot) -> None:
+            with self._lock:
+                entry = self._entries.get(slot)
+                if entry is not None and entry[0]() is None:
+                    self._drop(slot)
+
+        with self._lock:
+            if slot in self._entries:
+                self._drop(slot)
+            self._entries[slot] = (weakref.ref(owner, forget), value, size)
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                self._drop(next(iter(self._entries)))
+        return value
+
+    def _drop(self, slot: tuple[int, Hashable]) -> None:
+        self._bytes -= self._entries.pop(slot)[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+filter_masks = IdentityMemo(_FILTER_BYTES)
+inverse_norms = IdentityMemo(_NORM_BYTES)
+
+
+def segment_filter(seg: Any, compiled: Any, evaluate: Callable[[], np.ndarray]) -> np.ndarray:
+    """The rows of ``seg`` that ``compiled`` (a compiled filter, which lite reuses per
+    expression) matches; read only."""
+    source = getattr(compiled, "source", None)
+    if not isinstance(source, str):
+        return evaluate().astype(bool)
+    # the id tells apart two compilations of one text (lite binds naive time literals to a
+    # timezone); a reused id with the same text is the same filter
+    return filter_masks.get(seg.seqs, (source, id(compiled)), lambda: evaluate().astype(bool))
+
+
+def inverse_norm(vectors: np.ndarray) -> np.ndarray:
+    """1/|v| per row of ``vectors`` (1 for zero rows), as float32; read only."""
+
+    def compute() -> np.ndarray:
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        ones = np.ones_like(norms)
+        return np.divide(1.0, norms, out=ones, where=norms != 0).astype(np.float32)
+
+    return inverse_norms.get(vectors, "inverse-norms", compute)
+
+
+# ── which rows are the newest version of their pk, per set of segments ───────────────────
+
+
+@dataclass(frozen=True)
+class _SegmentSet:
+    ids: tuple[int, ...]
+    rows: tuple[dict[Any, int], ...]  # each segment's pk_to_row (identity and pk lookups)
+    seqs: tuple[np.ndarray, ...]
+    masks: tuple[np.ndarray, ...]
+
+
+_sets_lock = threading.Lock()
+_sets: list[_SegmentSet] = []
+
+
+def newest_rows(segments: Sequence[Any]) -> list[np.ndarray]:
+    """Per segment: its rows that are the newest version (highest seq) of their pk among
+    ``segments``. Read only.
+
+    Derived from the last set computed: only pks that the added or removed segments share with
+    another segment are looked at again (a flush adds one small segment; a merge swaps several
+    for one), instead of every row of every segment."""
+    ids = tuple(id(seg) for seg in segments)
+    with _sets_lock:
+        for known in reversed(_sets):
+            if known.ids == ids and all(
+                rows is seg.pk_to_row for rows, seg in zip(known.rows, segments, strict=True)
+            ):
+                return list(known.masks)
+        base = _sets[-1] if _sets else None
+    masks = _derive(segments, base)
+    computed = _SegmentSet(
+        ids,
+        tuple(seg.pk_to_row for seg in segments),
+        tuple(seg.seqs for seg in segments),
+        tuple(masks),
+    )
+    with _sets_lock:
+        _sets.append(computed)
+        del _sets[:-_SEGMENT_SETS]
+    return masks
+
+
+def _derive(segments: Sequence[Any], base: _SegmentSet | None) -> list[np.ndarray]:
+    kept: dict[int, np.ndarray] = {}
+    removed: list[dict[Any, int]] = []
+    if base is not None:
+        current = {id(seg): seg for seg in segments}
+        for seg_id, rows, mask in zip(base.ids, base.rows, base.masks, strict=True):
+            seg = current.get(seg_id)
+            if seg is not None and seg.pk_to_row is rows:
+                kept[seg_id] = mask
+            else:
+                removed.append(rows)
+    masks = [
+        kept[id(seg)].copy() if id(seg) in kept else np.ones(seg.num_rows, dtype=bool)
+        for seg in segments
+    ]
+    affected: set[Any] = set()
+    for i, seg in enumerate(segments):
+        if id(seg) in kept:
+            continue
+        for j, other in enumerate(segments):
+            if i != j:  # a dict keys view intersects in C, walking the smaller side
+                affected.update(seg.pk_to_row.keys() & other.pk_to_row.keys())
+    for rows in removed:
+        for seg in segments:
+            if id(seg) in kept:
+                affected.update(rows.keys() & seg.pk_to_row.keys())
+    for pk in affected:
+        found = []
+        newest = -1
+        for i, seg in enumerate(segments):
+            row = seg.pk_to_row.get(pk)
+            if row is not None:
+                seq = int(seg.seqs[row])
+                found.append((i, row, seq))
+                newest = max(newest, seq)
+        for i, row, seq in found:
+            masks[i][row] = seq == newest
+    return masks
+
+
+# ── the memtable, vectorised ──────────────────────────────────────────────────────────────
+
+MemtableSnapshot = tuple[list[Any], np.ndarray, np.ndarray, list[tuple[int, int]], Any]
+
+
+def memtable_snapshot(
+    memtable: Any,
+    vector_field: str,
+    partition_names: list[str] | None,
+    include_table: bool,
+) -> MemtableSnapshot | None:
+    """``MemTable.to_search_snapshot``'s answer with the vectors taken per batch as one array
+    (lite converts every row's vector to a Python list and back). None: not applicable here."""
+    try:
+        lock = memtable._lock
+        batch_list = memtable._insert_batches
+        pk_index = memtable._pk_index
+        schema = memtable._data_schema
+    except AttributeError:
+        return None
+    with lock:
+        batches = tuple(batch_list)
+        entries = list(pk_index.items())
+    offsets = [0]
+    arrays = []
+    partitions: list[list[Any]] | None = [] if partition_names is not None else None
+    for batch in batches:
+        offsets.append(offsets[-1] + batch.num_rows)
+        if vector_field not in batch.schema.names:
+            return None
+        column = batch.column(vector_field)
+        if column.null_count or not pa.types.is_fixed_size_list(column.type):
+            return None
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        arrays.append(flat.astype(np.float32, copy=False).reshape(len(column), -1))
+        if partitions is not None:
+            partitions.append(batch.column("_partition").to_pylist())
+    wanted = set(partition_names or ())
+    pks: list[Any] = []
+    seqs: list[int] = []
+    rows: list[int] = []
+    refs: list[tuple[int, int]] = []
+    for pk, (batch_index, row, seq) in entries:
+        if partitions is not None and partitions[batch_index][row] not in wanted:
+            continue
+        pks.append(pk)
+        seqs.append(seq)
+        rows.append(offsets[batch_index] + row)
+        refs.append((batch_index, row))
+    vectors = np.concatenate(arrays)[rows] if rows else np.zeros((0, 0), dtype=np.float32)
+    table = None
+    if include_table:
+        if not rows:
+            table = schema.empty_table()
+        else:
+            table = pa.Table.from_batches(batches).take(pa.array(rows, type=pa.int64()))
+            if "_partition" in table.column_names:
+                table = table.drop(["_partition"])
+    return pks, np.asarray(seqs, dtype=np.uint64), vectors, refs, table
+
+
+def segment_row(seg: Any, row: int, skip: str | None) -> dict[str, Any]:
+    """``Segment.row_to_dict`` without the column ``skip`` (the vector, when not asked for:
+    converting 384 floats to Python was most of a hit's cost)."""
+    if skip is None:
+        return seg.row_to_dict(row)  # type: ignore[no-any-return]
+    table = seg.table
+    record: dict[str, Any] = {}
+    for name in table.schema.names:
+        if name not in ("_seq", skip):
+            record[name] = table.column(name)[row].as_py()
+    meta = record.get("$meta")
+    if meta is not None:  # dynamic fields, unpacked as lite does
+        import json
+
+        if isinstance(meta, str):
+            try:
+                meta = json.loads(meta)
+            except ValueError:
+                meta = None
+        if isinstance(meta, dict):
+            record.update(meta)
+    return record
