@@ -137,6 +137,10 @@ async def test_a_collection_of_another_dimension_is_a_startup_error(
         other._ensure_collection()
 
 
+def _never_fall_back(*args: object) -> None:
+    raise AssertionError("the fast executor deferred to milvus-lite's own")
+
+
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     from milvus_lite.server_manager import server_manager_instance
 
@@ -159,8 +163,11 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
     store = MilvusVectorStore.connect(
         str(tmp_path / "v.db"), collection="fast", dim=DIM, token=None, timeout=5
     )
-    assert lite_collection.execute_search_with_index is milvus_module._lite_execute_search
-    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    fast_executor = milvus_module._lite_execute_search
+    assert lite_collection.execute_search_with_index is fast_executor
+    original = milvus_module._lite_original
+    assert original is not None
+    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
     try:
         words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
 
@@ -184,8 +191,6 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
         col._wait_for_bg()
         assert sum(1 for seg in col._segments_snapshot() if seg.num_rows) >= 3
 
-        original = milvus_module._lite_original
-        assert original is not None
         for ns, extra in [("a", ""), ("b", ""), ("a", ' and fields["topic"] == "tea"')]:
             expr = f"namespace == {milvus_string(ns)}{extra}"
             for query in ["tea tax", "moon river 3", "snow glass", "code"]:
@@ -200,8 +205,7 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
                 fast = col.search(**args)
                 monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
                 slow = col.search(**args)
-                monkeypatch.undo()
-                monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)
+                monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
                 assert [(h["id"], h["entity"]) for h in fast[0]] == [
                     (h["id"], h["entity"]) for h in slow[0]
                 ]
@@ -229,7 +233,7 @@ async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_me
     fast_executor = milvus_module._lite_execute_search
     original = milvus_module._lite_original
     assert original is not None
-    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
     words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
     try:
         col = _lite_collection(store)
@@ -287,7 +291,9 @@ async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_d
     )
     fast_executor = milvus_module._lite_execute_search
     assert lite_collection.execute_search_with_index is fast_executor
-    monkeypatch.setattr(milvus_module, "_LITE_MAX_LOOKUP_SHARE", 1e9)  # never fall back
+    original = milvus_module._lite_original
+    assert original is not None
+    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
     try:
         for round_ in range(2):  # two segments sharing pks, one delete in each
             await _put(
@@ -304,8 +310,6 @@ async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_d
         segments = [seg for seg in col._segments_snapshot() if seg.num_rows]
         for seg in segments:
             seg.indexes.pop("vector", None)
-        original = milvus_module._lite_original
-        assert original is not None
         for query in ["note 3", "note 41 1", "note 77 0"]:
             args = {
                 "query_vectors": [list((await embedder.embed([query]))[0])],

@@ -32,11 +32,10 @@ log = logging.getLogger(__name__)
 # searches (``milvus_lite_segments``): which rows are the newest version of their pk, derived
 # from the last segment set when a flush or a merge changes it; each segment's filter masks;
 # its vector norms. Per query only the few rows the memtable, its deletes and the tombstones
-# name are looked up through each segment's ``pk_to_row``. When those are many (or a segment
-# repeats a pk), it defers to the original.
+# name are looked up, by intersecting their keys with each segment's ``pk_to_row``. When a
+# segment repeats a pk (which lite's writes never make), it defers to the original.
 
 _LITE_VERSIONS = ("3.2.",)
-_LITE_MAX_LOOKUP_SHARE = 0.25  # more lookups than this share of the rows: the original is as fast
 _lite_lock = threading.Lock()
 _lite_original: Callable[..., Any] | None = None
 
@@ -222,28 +221,24 @@ def _lite_execute_search(
     if not in_scope and not mt_pks:
         return [[] for _ in range(nq)]
     mt_deletes = memtable.delete_index_snapshot()
-    lookups = len(mt_pks) + len(mt_deletes) + len(tombstones or ())
-    if (
-        not isinstance(tombstones, dict)
-        or any(len(seg.pk_to_row) != seg.num_rows for seg in in_scope)
-        or lookups * len(in_scope) > _LITE_MAX_LOOKUP_SHARE * sum(s.num_rows for s in in_scope)
+    if not isinstance(tombstones, dict) or any(
+        len(seg.pk_to_row) != seg.num_rows for seg in in_scope
     ):
         return _lite_original(*original_args)
+    # seq of each pk's memtable version, memtable delete and tombstone: the rows they supersede
+    # are found by intersecting key sets (in C), so a search costs little more with a full
+    # memtable or many tombstones than with none
+    mt_seq_of = dict(zip(mt_pks, mt_seqs.tolist(), strict=True))
+    deleted_seq_of = {pk: entry[0] for pk, entry in mt_deletes.items()}
+    superseding = (mt_seq_of, deleted_seq_of, tombstones)
 
     def shadow(mask: np.ndarray, rows: dict[Any, int], seqs: np.ndarray) -> None:
         """Drop rows a newer memtable version, memtable delete or tombstone supersedes."""
-        for pk, seq in zip(mt_pks, mt_seqs.tolist(), strict=True):
-            row = rows.get(pk)
-            if row is not None and seq > int(seqs[row]):
-                mask[row] = False
-        for pk, entry in mt_deletes.items():
-            row = rows.get(pk)
-            if row is not None and entry[0] > int(seqs[row]):
-                mask[row] = False
-        for pk, seq in tombstones.items():
-            row = rows.get(pk)
-            if row is not None and seq > int(seqs[row]):
-                mask[row] = False
+        for newer in superseding:
+            for pk in rows.keys() & newer.keys():
+                row = rows[pk]
+                if newer[pk] > int(seqs[row]):
+                    mask[row] = False
 
     candidates: list[list[tuple[float, int, int]]] = [[] for _ in range(nq)]
     sources: list[list[Any]] = []
@@ -288,18 +283,16 @@ def _lite_execute_search(
 
     if mt_pks:
         mask = np.ones(len(mt_pks), dtype=bool)
-        for i, (pk, seq) in enumerate(zip(mt_pks, mt_seqs.tolist(), strict=True)):
-            newer_in_segment = any(
-                (row := seg.pk_to_row.get(pk)) is not None and int(seg.seqs[row]) > seq
-                for seg in in_scope
-            )
-            deleted = mt_deletes.get(pk)
-            if (
-                newer_in_segment
-                or tombstones.get(pk, -1) > seq
-                or (deleted is not None and deleted[0] > seq)
-            ):
-                mask[i] = False
+        position = {pk: i for i, pk in enumerate(mt_pks)}
+        for seg in in_scope:  # a newer version in a segment
+            rows, seqs = seg.pk_to_row, seg.seqs
+            for pk in rows.keys() & mt_seq_of.keys():
+                if int(seqs[rows[pk]]) > mt_seq_of[pk]:
+                    mask[position[pk]] = False
+        for newer in (tombstones, deleted_seq_of):
+            for pk in newer.keys() & mt_seq_of.keys():
+                if newer[pk] > mt_seq_of[pk]:
+                    mask[position[pk]] = False
         if mt_table is not None and compiled_filter is not None:
             mask &= evaluate_mask(compiled_filter, mt_table).astype(bool)
         sources.append(mt_pks)
