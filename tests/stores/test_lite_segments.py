@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,49 @@ def test_a_masked_hnsw_search_answers_as_milvus_lite_s_own() -> None:
             assert ours[0].tolist() == lite[0].tolist(), (metric, kept)
             assert np.allclose(ours[1], lite[1], equal_nan=True), (metric, kept)
             assert mask[ours[0][ours[0] >= 0]].all()  # never an excluded row
+
+
+async def test_a_flush_gathers_the_memtable_s_live_rows_as_milvus_lite_s_own_code_does(
+    tmp_path: Path,
+) -> None:
+    """Overwritten and deleted rows in the memtable: the columnar gather builds the same
+    table (values, types, order) as lite's row-by-row build, vectors included."""
+    from datetime import UTC, datetime
+
+    from milvus_lite.storage.memtable import MemTable
+
+    from somamemory.models import Memory
+    from somamemory.stores.milvus import MilvusVectorStore
+    from somamemory.stores.milvus_lite_memtable import gather_rows
+
+    from .test_vector_store import _lite_collection
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="flush", dim=8, token=None, timeout=5
+    )
+    try:
+        now = datetime.now(UTC)
+        rng = np.random.default_rng(2)
+        for round_ in range(3):  # three upserts: rows 0-9 overwritten twice
+            items = [
+                (
+                    Memory(
+                        ns, f"{i}.0", "episodic", {"i": i, "r": round_}, 0.5, round_ + 1, now, now
+                    ),
+                    rng.normal(size=8).tolist(),
+                )
+                for ns in ("a", "b")
+                for i in range(round_ * 5, round_ * 5 + 10)
+            ]
+            await store.upsert(items)
+        await store.delete("a", ["3.0", "12.0"])
+        memtable = _lite_collection(store)._memtable
+        rows = [(b, r) for b, r, _seq in memtable._pk_index.values()]
+        assert len(rows) == 2 * 20 - 2
+        ours = gather_rows(memtable._insert_batches, rows, memtable._data_schema)
+        lite_own = MemTable._build_data_table.__wrapped__(memtable, rows)  # type: ignore[attr-defined]
+        assert ours is not None
+        assert ours.schema == lite_own.schema
+        assert ours.equals(lite_own)
+    finally:
+        await store.close()

@@ -33,6 +33,7 @@ from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
+from .milvus_lite_memtable import install_columnar_flush
 from .milvus_lite_search import install_fast_search
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def open_client(
         install_single_thread_builds()
         install_flush_visibility()
         install_returning_pool()
+        install_columnar_flush()
     client = MilvusClient(**kwargs)
     split = False
     if not is_lite:
