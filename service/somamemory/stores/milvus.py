@@ -35,6 +35,7 @@ from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
 from .milvus_lite_search import install_fast_search
+from .milvus_lite_tombstones import install_tombstone_gc
 
 log = logging.getLogger(__name__)
 # HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
@@ -133,6 +134,7 @@ def open_client(
         install_flush_visibility()
         install_returning_pool()
         install_columnar_flush()
+        install_tombstone_gc()
     client = MilvusClient(**kwargs)
     split = False
     if not is_lite:
