@@ -16,7 +16,8 @@ a background thread after a flush, and answers by brute force until then) and af
                                    [--under-writes 200] [--right-after-load]
 
 ``--under-writes RATE`` times the HTTP searches again while a separate process writes RATE new
-memories a second (``POST /memories`` with vectors of the same distribution). Their recall@10 is
+memories a second (``POST /memories`` with vectors of the same distribution) to the service with
+group commit on (``SOMA_ENABLE_BATCH_UPSERT=1``). Their recall@10 is
 against the exact top-10 of the preloaded memories only: a new memory in the answer counts as a
 miss, so it is a lower bound; also printed: the answer's m preloaded memories against the exact
 top-m of the preloaded set (what an exact search over everything present would give for them).
@@ -221,8 +222,17 @@ async def busy_runs(
         "SOMA_MILVUS_SEARCH_EF": str(args.ef),
     }
     if args.under_writes:
+        # group commit on: 200 single writes a second is batching off's whole capacity here
+        batching = {**env, "SOMA_ENABLE_BATCH_UPSERT": "1"}
         got = await asyncio.to_thread(
-            under_writes, env, data_dir, queries, args.warmup, args.repeat, args.under_writes, size
+            under_writes,
+            batching,
+            data_dir,
+            queries,
+            args.warmup,
+            args.repeat,
+            args.under_writes,
+            size,
         )
         p50, p99 = percentiles(got["times"])
         truths = np.tile(truth, (args.repeat, 1))

@@ -183,14 +183,22 @@ async def _load(url: str, state: State, concurrency: int, total: int) -> Load:
 
 
 async def _preload(url: str, state: State, count: int) -> None:
-    """Memories for searches to find and deletes to remove (POST /memories/batch)."""
+    """Memories for searches to find and deletes to remove (POST /memories/batch); with a
+    working set, its memories too, so that the stores measured overwrite and the data stops
+    growing (else the first write of each key adds a memory during the measurement)."""
     async with aiohttp.ClientSession(url, headers=HEADERS) as session:
-        for start in range(0, count, 500):
-            coords = [f"{i},1" for i in range(start, min(start + 500, count))]
+
+        async def store(coords: list[str]) -> None:
             items = [{"coord": coord, "payload": {"text": state.text()}} for coord in coords]
             async with session.post("/memories/batch", json={"items": items}) as response:
                 response.raise_for_status()
+
+        for start in range(0, count, 500):
+            coords = [f"{i},1" for i in range(start, min(start + 500, count))]
+            await store(coords)
             state.deletable += coords
+        for start in range(0, state.working_set, 500):
+            await store([f"{i},3" for i in range(start, min(start + 500, state.working_set))])
 
 
 async def _verify(url: str, stored: dict[str, tuple[int, str]]) -> list[str]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from .coords import normalize_coord
 from .embeddings import Embedder, text_of
 from .errors import BackendRefused, BackendUnavailable, InvalidInput, cause_text
@@ -74,18 +76,24 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def check_vector(vector: Sequence[float], dim: int) -> list[float]:
+    """``vector`` at unit length, or 400 (wrong length, a value not finite or beyond float32,
+    all zeros). Checked and scaled in NumPy: a 384-float vector in Python loops held the event
+    loop for ~0.1 ms per write; the values are the same (the norm is still an exact sum)."""
     if len(vector) != dim:
         raise InvalidInput(
             f"vector has {len(vector)} dimensions; this service stores {dim}-dimensional vectors"
         )
-    values = [float(x) for x in vector]
-    if not all(math.isfinite(x) and abs(x) <= FLOAT32_MAX for x in values):
+    try:
+        values = np.asarray(vector, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("vector values must be numbers") from exc
+    if values.ndim != 1 or not (np.isfinite(values).all() and np.abs(values).max() <= FLOAT32_MAX):
         raise InvalidInput(f"vector values must be finite and within +-{FLOAT32_MAX:.4g} (float32)")
-    norm = math.sqrt(math.fsum(x * x for x in values))
+    norm = math.sqrt(math.fsum((values * values).tolist()))
     if norm == 0.0:
         raise InvalidInput("vector must not be all zeros (cosine similarity needs a length)")
     # unit length: cosine is unchanged, and float32 arithmetic in the vector store cannot overflow
-    return [x / norm for x in values]
+    return (values / norm).tolist()  # type: ignore[no-any-return]
 
 
 class WritePath:
