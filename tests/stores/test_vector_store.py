@@ -141,6 +141,17 @@ def _never_fall_back(*args: object) -> None:
     raise AssertionError("the fast executor deferred to milvus-lite's own")
 
 
+def _fast_and_lite_s_own(col, args, original, monkeypatch):  # type: ignore[no-untyped-def]
+    """The same search by the fast executor, then by milvus-lite's own."""
+    from milvus_lite.engine import collection as lite_collection
+
+    fast = col.search(**args)
+    with monkeypatch.context() as patched:
+        patched.setattr(lite_collection, "execute_search_with_index", original)
+        slow = col.search(**args)
+    return fast, slow
+
+
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     from milvus_lite.server_manager import server_manager_instance
 
@@ -202,10 +213,7 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
                     "output_fields": ["coord", "namespace"],
                     "search_params": {"ef": 64},
                 }
-                fast = col.search(**args)
-                monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
-                slow = col.search(**args)
-                monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
+                fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
                 assert [(h["id"], h["entity"]) for h in fast[0]] == [
                     (h["id"], h["entity"]) for h in slow[0]
                 ]
@@ -223,14 +231,11 @@ async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_me
     """The fast executor keeps per-segment answers (newest rows, filter masks) between
     searches: after each round of overwrites, deletes and a flush (and lite's merges), with
     rows still in the memtable, it answers as milvus-lite's own executor does."""
-    from milvus_lite.engine import collection as lite_collection
-
     from somamemory.stores import milvus_lite_search as milvus_module
 
     store = MilvusVectorStore.connect(
         str(tmp_path / "v.db"), collection="rounds", dim=DIM, token=None, timeout=5
     )
-    fast_executor = milvus_module._lite_execute_search
     original = milvus_module._lite_original
     assert original is not None
     monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
@@ -264,10 +269,7 @@ async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_me
                     "output_fields": ["coord", "namespace"],
                     "search_params": {"ef": 200},
                 }
-                fast = col.search(**args)
-                monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
-                slow = col.search(**args)
-                monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
+                fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
                 assert fast[0], (round_, ns)
                 assert [(h["id"], h["entity"]) for h in fast[0]] == [
                     (h["id"], h["entity"]) for h in slow[0]
@@ -317,10 +319,7 @@ async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_d
                 "expr": f"namespace == {milvus_string('a')}",
                 "output_fields": ["coord"],
             }
-            fast = col.search(**args)
-            monkeypatch.setattr(lite_collection, "execute_search_with_index", original)
-            slow = col.search(**args)
-            monkeypatch.setattr(lite_collection, "execute_search_with_index", fast_executor)
+            fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
             assert len(fast[0]) == 15
             assert sorted((round(h["distance"], 5), h["id"]) for h in fast[0]) == sorted(
                 (round(h["distance"], 5), h["id"]) for h in slow[0]
@@ -360,5 +359,50 @@ async def test_a_search_during_a_flush_still_finds_what_was_written(tmp_path: Pa
             if any(f"new-{round_}" not in [coord for coord, _ in hits] for hits in answers[1:]):
                 missed.append(round_)
         assert missed == []
+    finally:
+        await opened.close()
+
+
+async def test_searches_go_on_while_a_merge_holds_milvus_lite_s_maintenance_lock(
+    tmp_path: Path,
+) -> None:
+    """A background merge holds lite's maintenance lock while it rewrites files; a search then
+    answers from the segments published last (a flush waiting for the merge does not hold it
+    back), sees what was just written, and sees it again once the flush has moved it."""
+    import threading
+
+    opened = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="merging", dim=DIM, token=None, timeout=5
+    )
+    try:
+        await _put(opened, *(_memory("ns", f"old-{i}", text=f"old memory {i}") for i in range(50)))
+        await opened.flush()
+        col = _lite_collection(opened)
+        col._wait_for_bg()
+        holding, release = threading.Event(), threading.Event()
+
+        def merge() -> None:
+            with col._maintenance_lock:
+                holding.set()
+                release.wait(60)
+
+        merging = threading.Thread(target=merge)
+        merging.start()
+        holding.wait(10)
+        try:
+            await _put(opened, _memory("ns", "new", text="written during a merge"))
+            flushing = asyncio.ensure_future(opened.flush())  # waits for the merge
+            await asyncio.sleep(0.2)
+            during = await asyncio.wait_for(_search(opened, "ns", "written during a merge"), 30)
+            old = await asyncio.wait_for(_search(opened, "ns", "old memory 7"), 30)
+            assert not flushing.done()
+        finally:
+            release.set()
+            merging.join()
+        await flushing
+        after = await _search(opened, "ns", "written during a merge")
+        assert "new" in [coord for coord, _ in during]
+        assert "old-7" in [coord for coord, _ in old]
+        assert "new" in [coord for coord, _ in after]
     finally:
         await opened.close()

@@ -131,10 +131,10 @@ def open_client(
         install_fast_search()
     if is_lite:
         install_single_thread_builds()
+        install_tombstone_gc()  # before: the segments published after a refresh are its result
         install_flush_visibility()
         install_returning_pool()
         install_columnar_flush()
-        install_tombstone_gc()
     client = MilvusClient(**kwargs)
     split = False
     if not is_lite:

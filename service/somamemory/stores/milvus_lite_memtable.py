@@ -11,18 +11,12 @@ schema, lite's own code runs.
 from __future__ import annotations
 
 import functools
-import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 
-log = logging.getLogger(__name__)
-
-_LITE_VERSIONS = ("3.2.",)
-_lock = threading.Lock()
-_installed = False
+from .milvus_lite_patch import patch
 
 
 def gather_rows(
@@ -53,24 +47,17 @@ def gather_rows(
 
 def install_columnar_flush() -> None:
     """Replace ``MemTable._build_data_table`` with :func:`gather_rows` (once)."""
-    global _installed
     try:
-        import milvus_lite
         from milvus_lite.storage.memtable import MemTable
     except ImportError:
         return
-    with _lock:
-        if _installed:
-            return
-        original: Callable[..., Any] | None = getattr(MemTable, "_build_data_table", None)
-        if original is None or not str(milvus_lite.__version__).startswith(_LITE_VERSIONS):
-            log.warning("milvus-lite %s: flushes convert rows one by one", milvus_lite.__version__)
-            return
 
+    def columnar(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
-        def columnar(self: Any, rows: list[tuple[int, int]]) -> pa.Table:
+        def build(self: Any, rows: list[tuple[int, int]]) -> pa.Table:
             table = gather_rows(self._insert_batches, rows, self._data_schema)
             return table if table is not None else original(self, rows)
 
-        MemTable._build_data_table = columnar  # type: ignore[method-assign]
-        _installed = True
+        return build
+
+    patch(MemTable, "_build_data_table", columnar, otherwise="flushes convert rows one by one")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from somamemory.stores import milvus_lite_segments as segments_memo
+from somamemory.stores.milvus_lite_patch import patch
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # name are looked up, by intersecting their keys with each segment's ``pk_to_row``. When a
 # segment repeats a pk (which lite's writes never make), it defers to the original.
 
-_LITE_VERSIONS = ("3.2.",)
 _lite_lock = threading.Lock()
 _lite_original: Callable[..., Any] | None = None
 
@@ -345,19 +345,14 @@ def install_fast_search() -> None:
     """Install ``_lite_execute_search`` into milvus-lite's collection module (once)."""
     global _lite_original
     try:
-        import milvus_lite
         from milvus_lite.engine import collection
     except ImportError:
         return
-    with _lite_lock:
-        if _lite_original is not None:
-            return
-        current = getattr(collection, "execute_search_with_index", None)
-        if not str(milvus_lite.__version__).startswith(_LITE_VERSIONS) or current is None:
-            log.warning(
-                "milvus-lite %s: keeping its own search executor (slow above ~10k vectors)",
-                milvus_lite.__version__,
-            )
-            return
-        _lite_original = current
-        collection.execute_search_with_index = _lite_execute_search
+    original = patch(
+        collection,
+        "execute_search_with_index",
+        lambda _original: _lite_execute_search,
+        otherwise="keeping its own search executor (slow above ~10k vectors)",
+    )
+    if original is not None:
+        _lite_original = original

@@ -22,7 +22,10 @@ import pyarrow as pa
 
 _FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
 _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
-_SEGMENT_SETS = 4  # newest-row masks kept for this many sets of segments
+# newest-row masks kept for this many sets of segments: the last one (what the next set is
+# derived from) and the one before, for a search still reading it; each holds its segments'
+# pk_to_row dicts (~10 MB per 100k rows), so a merged-away segment's go with the next change
+_SEGMENT_SETS = 2
 
 
 class IdentityMemo:
@@ -102,7 +105,6 @@ def inverse_norm(vectors: np.ndarray) -> np.ndarray:
 class _SegmentSet:
     ids: tuple[int, ...]
     rows: tuple[dict[Any, int], ...]  # each segment's pk_to_row (identity and pk lookups)
-    seqs: tuple[np.ndarray, ...]
     masks: tuple[np.ndarray, ...]
 
 
@@ -129,7 +131,6 @@ def newest_rows(segments: Sequence[Any]) -> list[np.ndarray]:
     computed = _SegmentSet(
         ids,
         tuple(seg.pk_to_row for seg in segments),
-        tuple(seg.seqs for seg in segments),
         tuple(masks),
     )
     with _sets_lock:

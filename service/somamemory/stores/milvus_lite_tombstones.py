@@ -19,16 +19,10 @@ keeps them: a restart reads them back and the first flush drops the marks again.
 from __future__ import annotations
 
 import functools
-import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-_LITE_VERSIONS = ("3.2.",)
-_lock = threading.Lock()
-_installed = False
+from .milvus_lite_patch import patch
 
 
 def drop_unneeded_marks(delta_index: Any, segments: Iterable[Any]) -> int:
@@ -58,23 +52,12 @@ def drop_unneeded_marks(delta_index: Any, segments: Iterable[Any]) -> int:
 
 def install_tombstone_gc() -> None:
     """After each segment refresh of a lite collection, drop the marks no row needs (once)."""
-    global _installed
     try:
-        import milvus_lite
         from milvus_lite.engine.collection import Collection
     except ImportError:
         return
-    with _lock:
-        if _installed:
-            return
-        refresh: Callable[..., Any] | None = getattr(Collection, "_refresh_segment_cache", None)
-        if refresh is None or not str(milvus_lite.__version__).startswith(_LITE_VERSIONS):
-            log.warning(
-                "milvus-lite %s: delete marks are kept while any older row lives",
-                milvus_lite.__version__,
-            )
-            return
 
+    def and_drop(refresh: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(refresh)
         def refresh_and_drop(self: Any, *args: Any, **kwargs: Any) -> Any:
             result = refresh(self, *args, **kwargs)
@@ -84,5 +67,11 @@ def install_tombstone_gc() -> None:
                 drop_unneeded_marks(delta_index, cache.values())
             return result
 
-        Collection._refresh_segment_cache = refresh_and_drop  # type: ignore[method-assign]
-        _installed = True
+        return refresh_and_drop
+
+    patch(
+        Collection,
+        "_refresh_segment_cache",
+        and_drop,
+        otherwise="delete marks are kept while any older row lives",
+    )
