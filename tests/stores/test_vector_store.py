@@ -152,6 +152,23 @@ def _fast_and_lite_s_own(col, args, original, monkeypatch):  # type: ignore[no-u
     return fast, slow
 
 
+def _fast_only(tmp_path: Path, collection: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A lite store whose searches run the fast executor, which must not defer to lite's own
+    (that would make a comparison with it pass trivially); and lite's own, to compare with."""
+    from milvus_lite.engine import collection as lite_collection
+
+    from somamemory.stores import milvus_lite_search as milvus_module
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection=collection, dim=DIM, token=None, timeout=5
+    )
+    assert lite_collection.execute_search_with_index is milvus_module._lite_execute_search
+    original = milvus_module._lite_original
+    assert original is not None
+    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
+    return store, original
+
+
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     from milvus_lite.server_manager import server_manager_instance
 
@@ -167,18 +184,7 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
 ) -> None:
     """Upserts across flushes (one pk in several segments), flushed and unflushed deletes,
     unflushed rows and two namespaces: the fast executor and milvus-lite's own agree."""
-    from milvus_lite.engine import collection as lite_collection
-
-    from somamemory.stores import milvus_lite_search as milvus_module
-
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="fast", dim=DIM, token=None, timeout=5
-    )
-    fast_executor = milvus_module._lite_execute_search
-    assert lite_collection.execute_search_with_index is fast_executor
-    original = milvus_module._lite_original
-    assert original is not None
-    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
+    store, original = _fast_only(tmp_path, "fast", monkeypatch)
     try:
         words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
 
@@ -231,14 +237,7 @@ async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_me
     """The fast executor keeps per-segment answers (newest rows, filter masks) between
     searches: after each round of overwrites, deletes and a flush (and lite's merges), with
     rows still in the memtable, it answers as milvus-lite's own executor does."""
-    from somamemory.stores import milvus_lite_search as milvus_module
-
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="rounds", dim=DIM, token=None, timeout=5
-    )
-    original = milvus_module._lite_original
-    assert original is not None
-    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
+    store, original = _fast_only(tmp_path, "rounds", monkeypatch)
     words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
     try:
         col = _lite_collection(store)
@@ -284,18 +283,7 @@ async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_d
 ) -> None:
     """Segments whose index is not built yet (as after a flush, until the background build
     ends): the fast executor's brute force and milvus-lite's own find the same rows."""
-    from milvus_lite.engine import collection as lite_collection
-
-    from somamemory.stores import milvus_lite_search as milvus_module
-
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="brute", dim=DIM, token=None, timeout=5
-    )
-    fast_executor = milvus_module._lite_execute_search
-    assert lite_collection.execute_search_with_index is fast_executor
-    original = milvus_module._lite_original
-    assert original is not None
-    monkeypatch.setattr(milvus_module, "_lite_original", _never_fall_back)
+    store, original = _fast_only(tmp_path, "brute", monkeypatch)
     try:
         for round_ in range(2):  # two segments sharing pks, one delete in each
             await _put(
