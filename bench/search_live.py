@@ -16,7 +16,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 from harness import TOKEN, serving
+
+from somamemory.stores.milvus_lite_builds import EXACT_SEARCH_MAX_ROWS
 
 NAMESPACE = "bench"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": NAMESPACE}
@@ -135,16 +138,21 @@ def under_writes(
 
 
 def unindexed_segments(collection_dir: Path) -> int:
-    """Data files of the collection without a vector index sidecar (milvus-lite 3.2 layout)."""
+    """Data files of the collection that should have a vector index sidecar and do not yet
+    (milvus-lite 3.2 layout; segments the service searches exactly have none)."""
     try:
         manifest = json.loads((collection_dir / "manifest.json").read_text())
+        missing = 0
+        for name, partition in manifest["partitions"].items():
+            files = collection_dir / "partitions" / name
+            built = {p.name.split(".", 1)[0] for p in (files / "indexes").glob("*.vector.*")}
+            for data_file in partition["data_files"]:
+                if Path(data_file).stem in built:
+                    continue
+                rows = pq.read_metadata(files / data_file).num_rows
+                missing += rows >= EXACT_SEARCH_MAX_ROWS
     except (OSError, ValueError):
         return -1  # being rewritten: ask again
-    missing = 0
-    for name, partition in manifest["partitions"].items():
-        indexes = collection_dir / "partitions" / name / "indexes"
-        built = {p.name.split(".", 1)[0] for p in indexes.glob("*.vector.*")}
-        missing += sum(Path(f).stem not in built for f in partition["data_files"])
     return missing
 
 

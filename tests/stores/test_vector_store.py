@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -169,6 +171,16 @@ def _fast_only(tmp_path: Path, collection: str, monkeypatch: pytest.MonkeyPatch)
     return store, original
 
 
+def _index_segments(monkeypatch: pytest.MonkeyPatch, segments: str) -> None:
+    """Give every segment a vector index ("indexed"), or none, so all are searched exactly
+    ("exact"; the default does so below a size these tests' segments never reach)."""
+    from somamemory.stores import milvus_lite_builds
+
+    monkeypatch.setattr(
+        milvus_lite_builds, "EXACT_SEARCH_MAX_ROWS", 0 if segments == "indexed" else 10**9
+    )
+
+
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     from milvus_lite.server_manager import server_manager_instance
 
@@ -179,11 +191,14 @@ def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     raise AssertionError("collection not found in any in-process milvus-lite")
 
 
+@pytest.mark.parametrize("segments", ["indexed", "exact"])
 async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segments: str
 ) -> None:
     """Upserts across flushes (one pk in several segments), flushed and unflushed deletes,
-    unflushed rows and two namespaces: the fast executor and milvus-lite's own agree."""
+    unflushed rows and two namespaces: the fast executor and milvus-lite's own agree, with the
+    segments indexed and with them searched exactly (as small segments are)."""
+    _index_segments(monkeypatch, segments)
     store, original = _fast_only(tmp_path, "fast", monkeypatch)
     try:
         words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
@@ -231,12 +246,14 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
         await store.close()
 
 
+@pytest.mark.parametrize("segments", ["indexed", "exact"])
 async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_merge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segments: str
 ) -> None:
     """The fast executor keeps per-segment answers (newest rows, filter masks) between
     searches: after each round of overwrites, deletes and a flush (and lite's merges), with
     rows still in the memtable, it answers as milvus-lite's own executor does."""
+    _index_segments(monkeypatch, segments)
     store, original = _fast_only(tmp_path, "rounds", monkeypatch)
     words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
     try:
@@ -312,6 +329,65 @@ async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_d
             assert sorted((round(h["distance"], 5), h["id"]) for h in fast[0]) == sorted(
                 (round(h["distance"], 5), h["id"]) for h in slow[0]
             )
+    finally:
+        await store.close()
+
+
+async def test_only_segments_of_some_size_get_a_vector_index_and_all_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush of a few rows leaves a segment without an index (searched exactly), a large one
+    gets its index; a search finds memories in both, before and after the store is reopened."""
+    from somamemory.stores import milvus_lite_builds
+
+    monkeypatch.setattr(milvus_lite_builds, "EXACT_SEARCH_MAX_ROWS", 100)
+
+    def indexed_by_size(store: MilvusVectorStore) -> dict[int, bool]:
+        col = _lite_collection(store)
+        col._wait_for_bg()
+        segments = [seg for seg in col._segments_snapshot() if seg.num_rows]
+        return {seg.num_rows: "vector" in seg.indexes for seg in segments}
+
+    async def found_first(store: MilvusVectorStore, text: str) -> str:
+        return (await _search(store, "a", text, k=1))[0][0]
+
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="sized", dim=DIM, token=None, timeout=5
+    )
+    try:
+        await _put(store, *[_memory("a", f"{i}.0", text=f"small note {i}") for i in range(60)])
+        await store.flush()
+        await _put(store, *[_memory("a", f"{i}.0", text=f"large note {i}") for i in range(60, 210)])
+        await store.flush()
+        assert indexed_by_size(store) == {60: False, 150: True}
+        assert await found_first(store, "small note 17") == "17.0"
+        assert await found_first(store, "large note 170") == "170.0"
+    finally:
+        await store.close()
+    reopened = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="sized", dim=DIM, token=None, timeout=5
+    )
+    try:
+        assert indexed_by_size(reopened) == {60: False, 150: True}
+        assert await found_first(reopened, "small note 42") == "42.0"
+    finally:
+        await reopened.close()
+
+
+async def test_merges_and_index_builds_run_at_the_lowest_cpu_priority(tmp_path: Path) -> None:
+    """Lite's background thread (merges, index builds) takes only the CPU requests leave."""
+    store = MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection="niced", dim=DIM, token=None, timeout=5
+    )
+    try:
+        await _put(store, _memory("a", "1.0", text="one"))
+        await store.flush()
+        col = _lite_collection(store)
+        col._wait_for_bg()
+        (background,) = col._bg_executor._threads
+        assert background.native_id != threading.get_native_id()
+        assert os.getpriority(os.PRIO_PROCESS, background.native_id) == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
     finally:
         await store.close()
 

@@ -30,7 +30,7 @@ from .answering import observed
 from .collection_identity import IDENTITY_PROPERTY, identity_text
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
-from .milvus_lite_builds import install_single_thread_builds
+from .milvus_lite_builds import install_single_thread_builds, install_small_segments_unindexed
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
@@ -129,6 +129,7 @@ def open_client(
     is_lite = "://" not in uri
     if is_lite and fast_lite_search:
         install_fast_search()
+        install_small_segments_unindexed()  # their exact search is the fast executor's
     if is_lite:
         install_single_thread_builds()
         install_tombstone_gc()  # before: the segments published after a refresh are its result
