@@ -116,6 +116,18 @@ async def close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
         raise ShutdownIncomplete(f"{failures} backend(s) failed to close; see the log above")
 
 
+async def store_pool(url: str, settings: Settings) -> Pool:
+    """The pool the stores, the outbox and the journal replay share (none of them leaves
+    session state on a connection, so a released one is not reset)."""
+    return await create_pool(
+        url,
+        min_size=settings.postgres_pool_min,
+        max_size=settings.postgres_pool_max,
+        timeout=settings.connect_timeout_seconds,
+        resets_sessions=False,
+    )
+
+
 async def _open_postgres(
     settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
 ) -> tuple[Pool | None, str, str | None, str]:
@@ -131,12 +143,7 @@ async def _open_postgres(
         url, kind = await embedded.ensure_database(server.get_uri()), "embedded"
         await asyncio.to_thread(schema.upgrade_to_head, url)
     try:
-        pool = await create_pool(
-            url,
-            min_size=settings.postgres_pool_min,
-            max_size=settings.postgres_pool_max,
-            timeout=settings.connect_timeout_seconds,
-        )
+        pool = await store_pool(url, settings)
     except BackendUnavailable:
         log.warning("PostgreSQL is unreachable: running without it", exc_info=True)
         return None, "down", None, url

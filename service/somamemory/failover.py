@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from . import schema
-from .backends import MODES, Backends, redis_cache, redis_journal, redis_only_store
+from .backends import MODES, Backends, redis_cache, redis_journal, redis_only_store, store_pool
 from .errors import BackendUnavailable
 from .metrics import Metrics
 from .replay import replay_journal
@@ -22,7 +22,7 @@ from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
 from .stores.postgres import PostgresStore
 from .stores.postgres_graph import PostgresGraph
 from .stores.postgres_policies import PostgresPolicyStore
-from .stores.postgres_pool import Pool, answered, connection, create_pool
+from .stores.postgres_pool import Pool, answered, connection
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.redis_client import Client
 
@@ -77,12 +77,7 @@ class PostgresFailover:
         pool = self._backends.postgres_pool
         try:
             if pool is None:
-                pool = await create_pool(
-                    self._settings.postgres_url,
-                    min_size=self._settings.postgres_pool_min,
-                    max_size=self._settings.postgres_pool_max,
-                    timeout=self._settings.connect_timeout_seconds,
-                )
+                pool = await store_pool(self._settings.postgres_url, self._settings)
                 self._backends.postgres_pool = pool
                 self._backends.on_close(pool.close)
             # bounded: a frozen server hands out connections that never answer
