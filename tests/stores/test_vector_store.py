@@ -42,6 +42,13 @@ def store(
     asyncio.run(opened.close())
 
 
+def _open_lite(tmp_path: Path, collection: str) -> MilvusVectorStore:
+    """A store on milvus-lite embedded, in ``tmp_path``."""
+    return MilvusVectorStore.connect(
+        str(tmp_path / "v.db"), collection=collection, dim=DIM, token=None, timeout=5
+    )
+
+
 async def _put(store: MilvusVectorStore, *memories: Memory) -> None:
     texts = [str(m.payload.get("text", "")) for m in memories]
     vectors = await embedder.embed(texts)
@@ -161,9 +168,7 @@ def _fast_only(tmp_path: Path, collection: str, monkeypatch: pytest.MonkeyPatch)
 
     from somamemory.stores import milvus_lite_search as milvus_module
 
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection=collection, dim=DIM, token=None, timeout=5
-    )
+    store = _open_lite(tmp_path, collection)
     assert lite_collection.execute_search_with_index is milvus_module._lite_execute_search
     original = milvus_module._lite_original
     assert original is not None
@@ -351,9 +356,7 @@ async def test_only_segments_of_some_size_get_a_vector_index_and_all_are_found(
     async def found_first(store: MilvusVectorStore, text: str) -> str:
         return (await _search(store, "a", text, k=1))[0][0]
 
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="sized", dim=DIM, token=None, timeout=5
-    )
+    store = _open_lite(tmp_path, "sized")
     try:
         await _put(store, *[_memory("a", f"{i}.0", text=f"small note {i}") for i in range(60)])
         await store.flush()
@@ -364,9 +367,7 @@ async def test_only_segments_of_some_size_get_a_vector_index_and_all_are_found(
         assert await found_first(store, "large note 170") == "170.0"
     finally:
         await store.close()
-    reopened = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="sized", dim=DIM, token=None, timeout=5
-    )
+    reopened = _open_lite(tmp_path, "sized")
     try:
         assert indexed_by_size(reopened) == {60: False, 150: True}
         assert await found_first(reopened, "small note 42") == "42.0"
@@ -376,9 +377,7 @@ async def test_only_segments_of_some_size_get_a_vector_index_and_all_are_found(
 
 async def test_merges_and_index_builds_run_at_the_lowest_cpu_priority(tmp_path: Path) -> None:
     """Lite's background thread (merges, index builds) takes only the CPU requests leave."""
-    store = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="niced", dim=DIM, token=None, timeout=5
-    )
+    store = _open_lite(tmp_path, "niced")
     try:
         await _put(store, _memory("a", "1.0", text="one"))
         await store.flush()
@@ -394,9 +393,7 @@ async def test_merges_and_index_builds_run_at_the_lowest_cpu_priority(tmp_path: 
 
 def test_milvus_lite_builds_hnsw_with_the_parameters_the_store_asks_for(tmp_path: Path) -> None:
     """milvus-lite drops build parameters given flat; the store nests them so they hold."""
-    opened = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="built", dim=DIM, token=None, timeout=5
-    )
+    opened = _open_lite(tmp_path, "built")
     try:
         index = opened._client.describe_index("built", "vector")
         assert index["index_type"] == "HNSW"
@@ -407,9 +404,7 @@ def test_milvus_lite_builds_hnsw_with_the_parameters_the_store_asks_for(tmp_path
 
 async def test_a_search_during_a_flush_still_finds_what_was_written(tmp_path: Path) -> None:
     """milvus-lite moves rows from memory to a segment on flush; a search meanwhile sees them."""
-    opened = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="flushing", dim=DIM, token=None, timeout=5
-    )
+    opened = _open_lite(tmp_path, "flushing")
     try:
         await _put(opened, *(_memory("ns", f"old-{i}", text=f"old memory {i}") for i in range(300)))
         await opened.flush()
@@ -435,9 +430,7 @@ async def test_searches_go_on_while_a_merge_holds_milvus_lite_s_maintenance_lock
     back), sees what was just written, and sees it again once the flush has moved it."""
     import threading
 
-    opened = MilvusVectorStore.connect(
-        str(tmp_path / "v.db"), collection="merging", dim=DIM, token=None, timeout=5
-    )
+    opened = _open_lite(tmp_path, "merging")
     try:
         await _put(opened, *(_memory("ns", f"old-{i}", text=f"old memory {i}") for i in range(50)))
         await opened.flush()
