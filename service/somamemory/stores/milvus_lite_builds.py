@@ -11,6 +11,10 @@ at a time, so under steady writes every vector was indexed again at each merge o
 large segment. A segment under ``EXACT_SEARCH_MAX_ROWS`` rows gets no index: the search executor
 (``milvus_lite_search``) compares the query with each of its vectors, which is exact and costs
 about what an HNSW search of it at the store's ef does.
+
+The background thread (merges and builds) runs at the lowest CPU priority, so requests keep the
+cores while it works. While searches keep every core busy a build waits, and the segment it is
+for is searched exactly meanwhile: correct, and slower than through its index.
 """
 
 from __future__ import annotations
