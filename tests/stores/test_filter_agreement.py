@@ -231,6 +231,9 @@ async def _selected(backends: Backends, where: Any, count: int) -> tuple[set[str
     return {coord for coord, _ in hits}, {row["coord"] for row in rows}
 
 
+# Hypothesis warns when the global `random` state changes during a draw; here only other threads
+# of the process (drivers' retry jitter) change it, never these strategies.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
