@@ -51,6 +51,7 @@ from somamemory.stores.milvus import MilvusVectorStore
 
 DIM = 384
 NAMESPACE = "bench"
+SERVICE_ENV: dict[str, str] = {}  # added to every served service's environment (--lite-in-thread)
 
 
 def dataset(size: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +147,7 @@ def over_http(
         "SOMA_MILVUS_COLLECTION": collection,
         "SOMA_MILVUS_INDEX": index,
         "SOMA_MILVUS_SEARCH_EF": str(ef),
+        **SERVICE_ENV,
     }
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": NAMESPACE}
     times = []
@@ -220,6 +222,7 @@ async def busy_runs(
         "SOMA_MILVUS_COLLECTION": collection,
         "SOMA_MILVUS_INDEX": args.index,
         "SOMA_MILVUS_SEARCH_EF": str(args.ef),
+        **SERVICE_ENV,
     }
     if args.under_writes:
         # group commit on: 200 single writes a second is batching off's whole capacity here
@@ -361,7 +364,14 @@ def main() -> None:
         action="store_true",
         help="also time HTTP searches from the end of a bulk load until the index build ends",
     )
+    parser.add_argument(
+        "--lite-in-thread",
+        action="store_true",
+        help="serve milvus-lite from a thread of the service (SOMA_MILVUS_LITE_PROCESS=0)",
+    )
     args = parser.parse_args()
+    if args.lite_in_thread:
+        SERVICE_ENV["SOMA_MILVUS_LITE_PROCESS"] = "0"
     if args.ef is None:
         from somamemory.settings import Settings
 

@@ -242,11 +242,12 @@ async def _refused(url: str) -> dict[str, float]:
 
 
 class RssSampler(threading.Thread):
-    """Memory of the service every ``interval`` seconds: the serve process's RSS, and a total.
+    """Memory of the service every ``interval`` seconds: the RSS of the serve process and of its
+    milvus-lite process (its child), and a total.
 
-    milvus-lite runs inside the serve process. The total adds the embedded PostgreSQL: the
-    postmaster (its command line names the data directory) and its backends, by PSS, so the
-    shared buffers every backend maps are counted once.
+    The total adds the embedded PostgreSQL: the postmaster (its command line names the data
+    directory) and its backends, by PSS, so the shared buffers every backend maps are counted
+    once.
     """
 
     def __init__(self, pid: int, data_dir: Path, interval: float = 0.5) -> None:
@@ -261,9 +262,12 @@ class RssSampler(threading.Thread):
 
     def _postgres(self) -> list[psutil.Process]:
         found = []
+        lite = {child.pid for child in _lite_children(self.process)}
         for process in psutil.process_iter(["cmdline"]):
             cmdline = process.info["cmdline"] or []
-            if process.pid != self.process.pid and any(self.data_dir in part for part in cmdline):
+            if process.pid in lite or process.pid == self.process.pid:
+                continue
+            if any(self.data_dir in part for part in cmdline):
                 with contextlib.suppress(psutil.Error):
                     found += [process, *process.children(recursive=True)]
         return found
@@ -274,6 +278,9 @@ class RssSampler(threading.Thread):
                 own = self.process.memory_info().rss
             except psutil.Error:
                 return
+            for lite in _lite_children(self.process):
+                with contextlib.suppress(psutil.Error):
+                    own += lite.memory_info().rss
             total = own
             for helper in self._postgres():
                 with contextlib.suppress(psutil.Error):
@@ -282,6 +289,17 @@ class RssSampler(threading.Thread):
 
     def after(self, phases: set[str]) -> list[int]:
         return [own for _, phase, own, _ in self.samples if phase in phases]
+
+
+def _lite_children(service: psutil.Process) -> list[psutil.Process]:
+    """The service's milvus-lite process (none when lite runs in the serve process)."""
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in service.children():
+            with contextlib.suppress(psutil.Error):
+                if any("milvus_lite_process" in part for part in child.cmdline()):
+                    found.append(child)
+    return found
 
 
 def _service_pid(url: str) -> int:
@@ -296,7 +314,12 @@ def _service_pid(url: str) -> int:
 def _cpu(service: psutil.Process) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the service and by this load generator."""
     own, theirs = psutil.Process().cpu_times(), service.cpu_times()
-    return {"service": theirs.user + theirs.system, "load generator": own.user + own.system}
+    used = theirs.user + theirs.system
+    for lite in _lite_children(service):
+        with contextlib.suppress(psutil.Error):
+            times = lite.cpu_times()
+            used += times.user + times.system
+    return {"service": used, "load generator": own.user + own.system}
 
 
 def _summary(concurrency: int, load: Load) -> dict[str, Any]:
@@ -397,7 +420,9 @@ def _plot(rows: list[dict[str, Any]], rss: RssSampler, path: Path, title: str) -
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     times = [t for t, *_ in rss.samples]
-    right.plot(times, [own / 2**20 for *_, own, _ in rss.samples], label="serve process")
+    right.plot(
+        times, [own / 2**20 for *_, own, _ in rss.samples], label="serve + milvus-lite processes"
+    )
     right.plot(
         times, [tree / 2**20 for *_, tree in rss.samples], label="+ embedded PostgreSQL (PSS)"
     )
@@ -496,7 +521,8 @@ async def run(args: argparse.Namespace) -> int:
     _plot(steps, rss, args.out / "soak.png", title)
     print(f"\n{table}\n")
     print(
-        f"RSS of the serve process after warm-up: {rss_min / 2**20:.0f}-{rss_max / 2**20:.0f} MiB "
+        "RSS of the serve and milvus-lite processes after warm-up: "
+        f"{rss_min / 2**20:.0f}-{rss_max / 2**20:.0f} MiB "
         f"({(rss_max - rss_min) / rss_min:.1%} spread: {'flat' if flat else 'NOT flat'} "
         f"within 10%); median of the last tenth vs the first: {drift:+.1%}"
     )

@@ -59,6 +59,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_MILVUS_HOST": "milvus_host",
     "SOMA_MILVUS_INDEX": "milvus_index",
     "SOMA_MILVUS_LITE_FAST_SEARCH": "milvus_lite_fast_search",
+    "SOMA_MILVUS_LITE_PROCESS": "milvus_lite_process",
     "SOMA_MILVUS_PORT": "milvus_port",
     "SOMA_MILVUS_SEARCH_EF": "milvus_search_ef",
     "SOMA_MILVUS_TOKEN": "milvus_token",

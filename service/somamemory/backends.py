@@ -199,6 +199,7 @@ async def _open_milvus(settings: Settings, embedder: Embedder, pool: Pool | None
             token=token,
             timeout=settings.connect_timeout_seconds,
             fast_lite_search=settings.milvus_lite_fast_search,
+            lite_process=settings.milvus_lite_process,
             index_type=settings.milvus_index,
             search_ef=settings.milvus_search_ef,
             consistency=settings.milvus_consistency,

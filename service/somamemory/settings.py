@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # "Consistency of search"); a Milvus server makes "strong" wait for its next time tick
     milvus_consistency: Consistency = "session"
     milvus_lite_fast_search: bool = True
+    # milvus-lite in a child process, off the service's GIL (README: "Search quality and latency")
+    milvus_lite_process: bool = True
     milvus_flush_interval_seconds: float = Field(1.0, gt=0)
     max_top_k: int = Field(100, ge=1, le=16384)
 

@@ -189,7 +189,8 @@ def _index_segments(monkeypatch: pytest.MonkeyPatch, segments: str) -> None:
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
     from milvus_lite.server_manager import server_manager_instance
 
-    databases = [db for _server, db, _port in server_manager_instance._servers.values()]
+    servers = server_manager_instance._servers.values()
+    databases = [db for _server, db, _port in servers if db is not None]  # None: a lite process
     for db in databases:
         if db.has_collection(store._collection):
             return db.get_collection(store._collection)

@@ -34,6 +34,7 @@ from .milvus_lite_builds import install_single_thread_builds, install_small_segm
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
+from .milvus_lite_process import release_own_process, serve_from_child, serve_from_thread
 from .milvus_lite_search import install_fast_search
 from .milvus_lite_tombstones import install_tombstone_gc
 
@@ -116,26 +117,48 @@ class OpenedClient:
     client: MilvusClient
     is_lite: bool
     split_upserts: bool  # see _upsert_misroutes
+    lite_child_of: str | None = None  # the data directory whose lite process it uses
+
+    def close(self) -> None:
+        """Close the client; the last client of a lite process stops it."""
+        try:
+            self.client.close()
+        finally:
+            if self.lite_child_of is not None:
+                release_own_process(self.lite_child_of)
+
+
+def install_lite_mends(*, fast_search: bool) -> None:
+    """Mend milvus-lite in this process as the store needs it (where lite's server runs)."""
+    if fast_search:
+        install_fast_search()
+        install_small_segments_unindexed()  # their exact search is the fast executor's
+    install_single_thread_builds()
+    install_tombstone_gc()  # before: the segments published after a refresh are its result
+    install_flush_visibility()
+    install_returning_pool()
+    install_columnar_flush()
 
 
 def open_client(
-    uri: str, *, token: str | None, timeout: float, fast_lite_search: bool = True
+    uri: str,
+    *,
+    token: str | None,
+    timeout: float,
+    fast_lite_search: bool = True,
+    lite_process: bool = False,
 ) -> OpenedClient:
-    """A client of milvus-lite (a path) or of a server (``http://``), patched as this module
-    needs milvus-lite to be."""
+    """A client of milvus-lite (a path) or of a server (``http://``). milvus-lite runs in a
+    child process when ``lite_process`` (``milvus_lite_process``), else in a thread of this one;
+    either way it is mended as this module needs it."""
     kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout}
     if token:
         kwargs["token"] = token
     is_lite = "://" not in uri
-    if is_lite and fast_lite_search:
-        install_fast_search()
-        install_small_segments_unindexed()  # their exact search is the fast executor's
-    if is_lite:
-        install_single_thread_builds()
-        install_tombstone_gc()  # before: the segments published after a refresh are its result
-        install_flush_visibility()
-        install_returning_pool()
-        install_columnar_flush()
+    child = is_lite and lite_process and serve_from_child(uri, fast_search=fast_lite_search)
+    if is_lite and not child:
+        serve_from_thread(uri)
+        install_lite_mends(fast_search=fast_lite_search)
     client = MilvusClient(**kwargs)
     split = False
     if not is_lite:
@@ -145,7 +168,7 @@ def open_client(
             version = "unknown"
         split = _upsert_misroutes(version)
         log.info("Milvus server %s (split upserts: %s)", version, split)
-    return OpenedClient(client, is_lite, split)
+    return OpenedClient(client, is_lite, split, uri if child else None)
 
 
 class MilvusVectorStore:
@@ -177,6 +200,7 @@ class MilvusVectorStore:
         self._collection = collection
         self.identity = identity  # recorded on the collection when this store creates it
         self._owns_client = owns_client  # False: the catalogue's client, closed by it
+        self._close_client: Callable[[], None] = client.close
         self.dim = dim
         self.index_type = index_type
         self.search_ef = search_ef
@@ -198,11 +222,18 @@ class MilvusVectorStore:
         index_type: str = "HNSW",
         search_ef: int = DEFAULT_SEARCH_EF,
         fast_lite_search: bool = True,
+        lite_process: bool = False,
         consistency: Consistency = "session",
         identity: EmbedderInfo | None = None,
     ) -> MilvusVectorStore:
         """Open the client and make sure the collection exists with the expected dimension."""
-        opened = open_client(uri, token=token, timeout=timeout, fast_lite_search=fast_lite_search)
+        opened = open_client(
+            uri,
+            token=token,
+            timeout=timeout,
+            fast_lite_search=fast_lite_search,
+            lite_process=lite_process,
+        )
         store = cls(
             opened.client,
             collection=collection,
@@ -214,6 +245,7 @@ class MilvusVectorStore:
             identity=identity,
         )
         store._split_upserts = opened.split_upserts
+        store._close_client = opened.close
         store._ensure_collection()
         if store.is_lite:
             _make_private(Path(uri))
@@ -398,4 +430,4 @@ class MilvusVectorStore:
 
     async def close(self) -> None:
         if self._owns_client:
-            await asyncio.to_thread(self._client.close)
+            await asyncio.to_thread(self._close_client)

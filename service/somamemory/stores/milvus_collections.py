@@ -39,6 +39,7 @@ class MilvusCatalogue:
         token: str | None,
         timeout: float,
         fast_lite_search: bool = True,
+        lite_process: bool = False,
         index_type: str = "HNSW",
         search_ef: int = DEFAULT_SEARCH_EF,
         consistency: Consistency = "session",
@@ -46,7 +47,11 @@ class MilvusCatalogue:
         """Open the client (blocks: call in a worker thread from async code)."""
         self._uri = uri
         self._opened = open_client(
-            uri, token=token, timeout=timeout, fast_lite_search=fast_lite_search
+            uri,
+            token=token,
+            timeout=timeout,
+            fast_lite_search=fast_lite_search,
+            lite_process=lite_process,
         )
         self._client = self._opened.client
         self._store_options: dict[str, Any] = {
@@ -119,4 +124,4 @@ class MilvusCatalogue:
         await asyncio.to_thread(self._client.drop_collection, name)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        await asyncio.to_thread(self._opened.close)

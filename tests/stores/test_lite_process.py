@@ -1,0 +1,188 @@
+"""milvus-lite in a child process (``SOMA_MILVUS_LITE_PROCESS``, the service's default): the
+store works through it as through a thread, its data outlives it, Ctrl-C does not stop it, and
+it does not outlive the process that started it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from milvus_lite.server_manager import server_manager_instance
+
+from somamemory.embeddings import HashEmbedder
+from somamemory.filters import parse_filter
+from somamemory.models import Memory
+from somamemory.stores.milvus import MilvusVectorStore
+from somamemory.stores.milvus_lite_process import LiteChild
+
+DIM = 32
+embedder = HashEmbedder(DIM)
+
+
+def _open(path: Path) -> MilvusVectorStore:
+    return MilvusVectorStore.connect(
+        str(path), collection="c", dim=DIM, token=None, timeout=10, lite_process=True
+    )
+
+
+def _child(path: Path) -> LiteChild:
+    entry = server_manager_instance._servers[os.path.abspath(path)]
+    assert isinstance(entry[0], LiteChild)
+    return entry[0]
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid: int, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+async def _put_and_find(store: MilvusVectorStore, coord: str, text: str) -> list[str]:
+    now = datetime.now(UTC)
+    memory = Memory("ns", coord, "semantic", {"text": text}, 0.0, 1, now, now)
+    vector = (await embedder.embed([text]))[0]
+    await store.upsert([(memory, vector)])
+    await store.flush()
+    where = parse_filter("ns")
+    assert where is not None
+    return [found for found, _ in await store.search(vector, top_k=1, where=where)]
+
+
+async def test_the_store_works_through_a_child_and_its_data_outlives_it(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    store = _open(path)
+    child = _child(path)
+    assert child.process.pid != os.getpid() and _alive(child.process.pid)
+    assert await _put_and_find(store, "1.0", "green tea with jasmine") == ["1.0"]
+    await store.close()  # its last client: the child stops
+    assert child.process.returncode == 0
+    assert os.path.abspath(path) not in server_manager_instance._servers
+
+    reopened = _open(path)
+    assert _child(path).process.pid != child.process.pid
+    assert await _put_and_find(reopened, "2.0", "black coffee") == ["2.0"]
+    where = parse_filter("ns")
+    assert where is not None
+    vector = (await embedder.embed(["green tea with jasmine"]))[0]
+    assert [c for c, _ in await reopened.search(vector, top_k=1, where=where)] == ["1.0"]
+    await reopened.close()
+
+
+async def test_the_child_listens_only_on_a_socket_in_its_private_data_directory(
+    tmp_path: Path,
+) -> None:
+    """No loopback port any local user could connect to: a Unix socket in the data directory,
+    which only its owner can enter."""
+    path = tmp_path / "v.db"
+    store = _open(path)
+    child = _child(path)
+    assert child.address == f"unix:{path / 'lite.sock'}"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    inodes = set()
+    for fd in Path(f"/proc/{child.process.pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    listening_tcp = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] == "0A":  # LISTEN
+                    listening_tcp.add(fields[9])
+    assert inodes, "the child holds no socket at all"
+    assert not inodes & listening_tcp, "milvus-lite's process listens on a TCP port"
+    await store.close()
+
+
+async def test_ctrl_c_leaves_the_child_to_the_service(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group; the service still needs lite while
+    it flushes on its way out, so the child ignores it (and SIGTERM)."""
+    path = tmp_path / "v.db"
+    store = _open(path)
+    child = _child(path)
+    child.process.send_signal(signal.SIGINT)
+    child.process.send_signal(signal.SIGTERM)
+    assert await _put_and_find(store, "1.0", "a memory written after Ctrl-C") == ["1.0"]
+    assert _alive(child.process.pid)
+    await store.close()
+    assert not _alive(child.process.pid)
+
+
+def test_the_child_ends_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.stores.test_lite_process import _child, _open, _put_and_find
+        store = _open(__import__("pathlib").Path({str(path)!r}))
+        assert asyncio.run(_put_and_find(store, "1.0", "written before the crash")) == ["1.0"]
+        print(_child(__import__("pathlib").Path({str(path)!r})).process.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    parent.stdout.close()
+    assert _alive(child_pid)
+    parent.kill()
+    parent.wait()
+    assert _wait_gone(child_pid), "milvus-lite's process outlived the service that started it"
+
+    # the data directory is free again, and what was written before the crash is there
+    store = _open(path)
+    try:
+        where = parse_filter("ns")
+        assert where is not None
+        import asyncio
+
+        vector = asyncio.run(embedder.embed(["written before the crash"]))[0]
+        found = asyncio.run(store.search(vector, top_k=1, where=where))
+        assert [coord for coord, _ in found] == ["1.0"]
+    finally:
+        asyncio.run(store.close())
+
+
+async def test_a_child_that_dies_is_started_again_and_the_store_reconnects(tmp_path: Path) -> None:
+    """Killed (say, by the kernel out of memory) while the service uses it, the child comes back
+    on the same socket, the store's client reconnects, and nothing acknowledged is lost."""
+    path = tmp_path / "v.db"
+    store = _open(path)
+    child = _child(path)
+    assert await _put_and_find(store, "1.0", "written before the kill") == ["1.0"]
+    first = child.process.pid
+    os.kill(first, signal.SIGKILL)
+    assert _wait_gone(first)
+    deadline = time.monotonic() + 120
+    while child.process.pid == first and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert child.process.pid != first, "the child was not started again"
+
+    assert await _put_and_find(store, "2.0", "written after the restart") == ["2.0"]
+    where = parse_filter("ns")
+    assert where is not None
+    vector = (await embedder.embed(["written before the kill"]))[0]
+    assert [c for c, _ in await store.search(vector, top_k=1, where=where)] == ["1.0"]
+    await store.close()
+    assert not _alive(child.process.pid)
