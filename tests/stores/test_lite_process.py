@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from milvus_lite.server_manager import server_manager_instance
 
 from somamemory.embeddings import HashEmbedder
@@ -186,3 +187,25 @@ async def test_a_child_that_dies_is_started_again_and_the_store_reconnects(tmp_p
     assert [c for c, _ in await store.search(vector, top_k=1, where=where)] == ["1.0"]
     await store.close()
     assert not _alive(child.process.pid)
+
+
+async def test_the_child_multiplies_matrices_on_one_thread_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search of a large unindexed segment is one matrix product: on every core, it starved
+    the index build that would make it cheap. An operator's own setting is kept."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    store = _open(tmp_path / "a.db")
+    assert _environment(_child(tmp_path / "a.db").process.pid)["OPENBLAS_NUM_THREADS"] == "1"
+    await store.close()
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    store = _open(tmp_path / "b.db")
+    assert _environment(_child(tmp_path / "b.db").process.pid)["OPENBLAS_NUM_THREADS"] == "2"
+    await store.close()
+
+
+def _environment(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        pairs = [item.decode().split("=", 1) for item in environ.read().split(b"\0") if item]
+    return {name: value for name, value in pairs}

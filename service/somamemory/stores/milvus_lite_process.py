@@ -115,7 +115,10 @@ class LiteChild:
 def _spawn(path: str, fast_search: bool, timeout: float) -> tuple[subprocess.Popen[bytes], str]:
     """Start a child serving ``path``; wait until it listens; it and its address."""
     command = [sys.executable, "-m", __name__, path, "--fast-search", "1" if fast_search else "0"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # one BLAS thread per search: a search of a large unindexed segment (one matrix product) no
+    # longer takes every core from that segment's index build (see the README, run 7)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
