@@ -4,6 +4,7 @@ it does not outlive the process that started it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -56,15 +57,21 @@ def _wait_gone(pid: int, seconds: float = 60.0) -> bool:
     return not _alive(pid)
 
 
+async def _find(store: MilvusVectorStore, text: str) -> list[str]:
+    """The coordinate nearest to ``text``."""
+    where = parse_filter("ns")
+    assert where is not None
+    vector = (await embedder.embed([text]))[0]
+    return [found for found, _ in await store.search(vector, top_k=1, where=where)]
+
+
 async def _put_and_find(store: MilvusVectorStore, coord: str, text: str) -> list[str]:
     now = datetime.now(UTC)
     memory = Memory("ns", coord, "semantic", {"text": text}, 0.0, 1, now, now)
     vector = (await embedder.embed([text]))[0]
     await store.upsert([(memory, vector)])
     await store.flush()
-    where = parse_filter("ns")
-    assert where is not None
-    return [found for found, _ in await store.search(vector, top_k=1, where=where)]
+    return await _find(store, text)
 
 
 async def test_the_store_works_through_a_child_and_its_data_outlives_it(tmp_path: Path) -> None:
@@ -80,10 +87,7 @@ async def test_the_store_works_through_a_child_and_its_data_outlives_it(tmp_path
     reopened = _open(path)
     assert _child(path).process.pid != child.process.pid
     assert await _put_and_find(reopened, "2.0", "black coffee") == ["2.0"]
-    where = parse_filter("ns")
-    assert where is not None
-    vector = (await embedder.embed(["green tea with jasmine"]))[0]
-    assert [c for c, _ in await reopened.search(vector, top_k=1, where=where)] == ["1.0"]
+    assert await _find(reopened, "green tea with jasmine") == ["1.0"]
     await reopened.close()
 
 
@@ -154,13 +158,7 @@ def test_the_child_ends_when_the_process_that_started_it_dies(tmp_path: Path) ->
     # the data directory is free again, and what was written before the crash is there
     store = _open(path)
     try:
-        where = parse_filter("ns")
-        assert where is not None
-        import asyncio
-
-        vector = asyncio.run(embedder.embed(["written before the crash"]))[0]
-        found = asyncio.run(store.search(vector, top_k=1, where=where))
-        assert [coord for coord, _ in found] == ["1.0"]
+        assert asyncio.run(_find(store, "written before the crash")) == ["1.0"]
     finally:
         asyncio.run(store.close())
 
@@ -181,10 +179,7 @@ async def test_a_child_that_dies_is_started_again_and_the_store_reconnects(tmp_p
     assert child.process.pid != first, "the child was not started again"
 
     assert await _put_and_find(store, "2.0", "written after the restart") == ["2.0"]
-    where = parse_filter("ns")
-    assert where is not None
-    vector = (await embedder.embed(["written before the kill"]))[0]
-    assert [c for c, _ in await store.search(vector, top_k=1, where=where)] == ["1.0"]
+    assert await _find(store, "written before the kill") == ["1.0"]
     await store.close()
     assert not _alive(child.process.pid)
 
