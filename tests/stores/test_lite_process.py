@@ -20,6 +20,7 @@ import pytest
 from milvus_lite.server_manager import server_manager_instance
 
 from somamemory.embeddings import HashEmbedder
+from somamemory.errors import StartupError
 from somamemory.filters import parse_filter
 from somamemory.models import Memory
 from somamemory.stores.milvus import MilvusVectorStore
@@ -204,3 +205,15 @@ def _environment(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/environ", "rb") as environ:
         pairs = [item.decode().split("=", 1) for item in environ.read().split(b"\0") if item]
     return {name: value for name, value in pairs}
+
+
+async def test_an_open_that_fails_leaves_no_child_behind(tmp_path: Path) -> None:
+    """A store refused at startup (another dimension than the collection's) stops the child it
+    started, rather than leaving it to the end of the process."""
+    path = tmp_path / "v.db"
+    await _open(path).close()
+    with pytest.raises(StartupError, match=f"holds {DIM}-dim vectors"):
+        MilvusVectorStore.connect(
+            str(path), collection="c", dim=DIM * 2, token=None, timeout=10, lite_process=True
+        )
+    assert os.path.abspath(path) not in server_manager_instance._servers

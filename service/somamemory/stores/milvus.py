@@ -246,7 +246,11 @@ class MilvusVectorStore:
         )
         store._split_upserts = opened.split_upserts
         store._close_client = opened.close
-        store._ensure_collection()
+        try:
+            store._ensure_collection()
+        except BaseException:
+            opened.close()  # and its lite process, if it was the last client
+            raise
         if store.is_lite:
             _make_private(Path(uri))
         return store

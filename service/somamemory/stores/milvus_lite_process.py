@@ -45,8 +45,6 @@ _users: dict[str, int] = {}  # data directory -> clients opened on its child
 _users_lock = threading.Lock()
 START_SECONDS = 120.0  # a child on a loaded 2-core machine imports for several seconds
 LOCK_WAIT_SECONDS = 15.0  # a previous child of the same data directory may still be closing
-
-
 RESTARTS_PER_MINUTE = 5  # beyond, a child that keeps dying stays down (search answers 503)
 
 
