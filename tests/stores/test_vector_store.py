@@ -464,3 +464,76 @@ async def test_searches_go_on_while_a_merge_holds_milvus_lite_s_maintenance_lock
         assert "new" in [coord for coord, _ in after]
     finally:
         await opened.close()
+
+
+async def test_a_search_does_not_wait_for_a_flush_and_sees_every_row_it_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a flush writes the frozen memtable to a segment (held open here), a search answers
+    at once: from the segments, the frozen memtable (its rows, its overwrites and its delete of
+    a stored row) and the live one (a row written meanwhile, an overwrite and a delete of frozen
+    rows), each memory once, in its newest version; and the same once the flush has ended."""
+    from milvus_lite.engine import collection as lite_collection
+
+    opened = _open_lite(tmp_path, "pinned")
+    holding, release = threading.Event(), threading.Event()
+    original_flush = lite_collection.execute_flush
+
+    def held_flush(*args: object, **kwargs: object) -> object:
+        holding.set()
+        release.wait(60)
+        return original_flush(*args, **kwargs)
+
+    try:
+        await _put(opened, *(_memory("ns", f"old-{i}", text=f"old memory {i}") for i in range(40)))
+        await opened.flush()
+        await _put(
+            opened, *(_memory("ns", f"moving-{i}", text=f"moving memory {i}") for i in range(5))
+        )
+        await _put(opened, _memory("ns", "old-3", text="old three, rewritten before the flush"))
+        await opened.delete("ns", ["old-5"])
+        monkeypatch.setattr(lite_collection, "execute_flush", held_flush)
+        flushing = asyncio.ensure_future(opened.flush())
+        try:
+            assert await asyncio.to_thread(holding.wait, 30)
+            await _put(opened, _memory("ns", "later", text="written while the flush ran"))
+            await _put(opened, _memory("ns", "moving-1", text="moving one, rewritten meanwhile"))
+            await opened.delete("ns", ["moving-2"])
+
+            async def answers() -> dict[str, list[str]]:
+                texts = {
+                    "all": "old memory 1",
+                    "moving-0": "moving memory 0",
+                    "moving-1": "moving one, rewritten meanwhile",
+                    "old-3": "old three, rewritten before the flush",
+                    "later": "written while the flush ran",
+                }
+                found = {}
+                for name, text in texts.items():
+                    hits = await asyncio.wait_for(_search(opened, "ns", text, k=100), 30)
+                    found[name] = [coord for coord, _ in hits]
+                for name in ("moving-3", "later"):  # a filter reads the memtables' fields too
+                    text = texts.get(name, "moving memory 3")
+                    where = parse_filter("ns", {"text": text})
+                    assert where is not None
+                    vector = (await embedder.embed([text]))[0]
+                    hits = await asyncio.wait_for(opened.search(vector, top_k=100, where=where), 30)
+                    found[f"filtered {name}"] = [coord for coord, _ in hits]
+                return found
+
+            during = await answers()
+            assert not flushing.done()  # the searches did not wait for it
+        finally:
+            release.set()
+        await flushing
+        after = await answers()
+    finally:
+        await opened.close()
+    expected = {f"old-{i}" for i in range(40)} - {"old-5"}
+    expected |= {"moving-0", "moving-1", "moving-3", "moving-4", "later"}
+    for found in (during, after):
+        assert sorted(found["all"]) == sorted(expected)  # each once, nothing deleted
+        for name in ("moving-0", "moving-1", "old-3", "later"):
+            assert found[name][0] == name  # found by its newest text first
+        assert found["filtered moving-3"] == ["moving-3"]
+        assert found["filtered later"] == ["later"]

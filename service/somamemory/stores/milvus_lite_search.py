@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from somamemory.stores import milvus_lite_segments as segments_memo
+from somamemory.stores.milvus_lite_flush import ReadAlone, pinned_memtables, pinned_view_executors
 from somamemory.stores.milvus_lite_patch import patch
 
 log = logging.getLogger(__name__)
@@ -210,21 +211,21 @@ def _lite_execute_search(
         for seg in segments
         if seg.num_rows > 0 and (not partition_names or seg.partition in partition_names)
     )
-    snapshot = segments_memo.memtable_snapshot(
-        memtable, vector_field, partition_names, compiled_filter is not None
-    ) or memtable.to_search_snapshot(
-        vector_field=vector_field,
-        partition_names=partition_names,
-        include_table=compiled_filter is not None,
+    # the memtables pinned with the segments (two while a flush moves one), else lite's one
+    memtables = pinned_memtables() or (memtable,)
+    view = segments_memo.memtables_view(
+        memtables, vector_field, partition_names, compiled_filter is not None
     )
-    mt_pks, mt_seqs, mt_vecs, mt_row_refs, mt_table = snapshot
+    mt_pks, mt_seqs, mt_vecs, mt_table = view.pks, view.seqs, view.vectors, view.table
     if not in_scope and not mt_pks:
         return [[] for _ in range(nq)]
-    mt_deletes = memtable.delete_index_snapshot()
+    mt_deletes = view.deletes
     if not isinstance(tombstones, dict) or any(
         len(seg.pk_to_row) != seg.num_rows for seg in in_scope
     ):
-        return _lite_original(*original_args)
+        if len(memtables) > 1:
+            raise ReadAlone  # lite's own executor reads one memtable: run once the flush ends
+        return _lite_original(*original_args[:2], memtables[0], *original_args[3:])
     # seq of each pk's memtable version, memtable delete and tombstone: the rows they supersede
     # are found by intersecting key sets (in C), so a search costs little more with a full
     # memtable or many tombstones than with none
@@ -334,7 +335,7 @@ def _lite_execute_search(
             if source < len(in_scope):
                 record = segments_memo.segment_row(in_scope[source], local, unasked)
             else:
-                record = memtable.materialize_row(*mt_row_refs[local])
+                record = view.row(local)
             pk = record[pk_field] if pk_field in record else sources[source][local]
             hits.append({"id": pk, "distance": dist, "entity": project(record)})
         results.append(hits)
@@ -356,3 +357,4 @@ def install_fast_search() -> None:
     )
     if original is not None:
         _lite_original = original
+        pinned_view_executors.add(_lite_execute_search)

@@ -240,6 +240,81 @@ def memtable_snapshot(
     return pks, np.asarray(seqs, dtype=np.uint64), vectors, refs, table
 
 
+@dataclass(frozen=True)
+class MemtableView:
+    """What a search reads of the memtables, as one: each key's newest row (aligned lists of
+    keys, seqs, a vector matrix, row references and, for filters, an Arrow table) and each
+    key's newest delete."""
+
+    pks: list[Any]
+    seqs: np.ndarray
+    vectors: np.ndarray
+    refs: list[tuple[Any, Any, int]]  # (memtable, batch, row)
+    table: Any
+    deletes: dict[Any, Any]
+
+    def row(self, local: int) -> dict[str, Any]:
+        memtable, batch, row = self.refs[local]
+        return memtable.materialize_row(batch, row)  # type: ignore[no-any-return]
+
+
+def memtables_view(
+    memtables: tuple[Any, ...],
+    vector_field: str,
+    partition_names: list[str] | None,
+    include_table: bool,
+) -> MemtableView:
+    """The memtables a search reads, oldest first (two while a flush moves the older one into a
+    segment), as one view; a newer memtable's row or delete hides an older one's row."""
+    keys: list[Any] = []
+    seqs: list[np.ndarray] = []
+    vectors: list[np.ndarray] = []
+    refs: list[tuple[Any, Any, int]] = []
+    tables: list[Any] = []
+    deletes: dict[Any, Any] = {}
+    newer: set[Any] = set()
+    for memtable in reversed(memtables):
+        snapshot = memtable_snapshot(
+            memtable, vector_field, partition_names, include_table
+        ) or memtable.to_search_snapshot(
+            vector_field=vector_field, partition_names=partition_names, include_table=include_table
+        )
+        pks, mt_seqs, mt_vectors, mt_refs, table = snapshot
+        kept = [i for i, pk in enumerate(pks) if pk not in newer]
+        if len(kept) < len(pks):
+            pks = [pks[i] for i in kept]
+            mt_seqs, mt_vectors = mt_seqs[kept], mt_vectors[kept]
+            mt_refs = [mt_refs[i] for i in kept]
+            table = table.take(pa.array(kept, type=pa.int64())) if table is not None else None
+        mt_deletes = memtable.delete_index_snapshot()
+        newer.update(pks)
+        newer.update(mt_deletes)
+        for pk, entry in mt_deletes.items():
+            deletes.setdefault(pk, entry)  # newest first
+        keys[:0] = pks  # oldest first overall, as one memtable would list them
+        seqs.insert(0, mt_seqs)
+        if pks:
+            vectors.insert(0, mt_vectors)
+        refs[:0] = [(memtable, batch, row) for batch, row in mt_refs]
+        tables.insert(0, table)
+    if len(tables) == 1:
+        table = tables[0]
+    elif include_table:  # an empty memtable's table may keep lite's partition column
+        table = pa.concat_tables([t for t in tables if t.num_rows]) if keys else tables[-1]
+    else:
+        table = None
+    return MemtableView(
+        pks=keys,
+        seqs=np.concatenate(seqs) if len(seqs) > 1 else seqs[0],
+        vectors=(np.concatenate(vectors) if len(vectors) > 1 else vectors[0])
+        if vectors
+        else np.zeros((0, 0), dtype=np.float32),
+        refs=refs,
+        table=table,
+        deletes=deletes,
+    )
+
+
 def segment_row(seg: Any, row: int, skip: str | None) -> dict[str, Any]:
     """``Segment.row_to_dict`` without the column ``skip`` (the vector, when not asked for:
     converting 384 floats to Python was most of a hit's cost)."""
