@@ -213,10 +213,13 @@ def _lite_execute_search(
     )
     # the memtables pinned with the segments (two while a flush moves one), else lite's one
     memtables = pinned_memtables() or (memtable,)
-    view = segments_memo.memtables_view(
-        memtables, vector_field, partition_names, compiled_filter is not None
-    )
-    mt_pks, mt_seqs, mt_vecs, mt_table = view.pks, view.seqs, view.vectors, view.table
+    row_filter = None
+    if compiled_filter is not None:
+        source = getattr(compiled_filter, "source", None)
+        key = (source, id(compiled_filter)) if isinstance(source, str) else object()
+        row_filter = (key, functools.partial(evaluate_mask, compiled_filter))
+    view = segments_memo.memtables_view(memtables, vector_field, partition_names, row_filter)
+    mt_pks, mt_seqs, mt_vecs = view.pks, view.seqs, view.vectors
     if not in_scope and not mt_pks:
         return [[] for _ in range(nq)]
     mt_deletes = view.deletes
@@ -294,8 +297,8 @@ def _lite_execute_search(
             for pk in newer.keys() & mt_seq_of.keys():
                 if newer[pk] > mt_seq_of[pk]:
                     mask[position[pk]] = False
-        if mt_table is not None and compiled_filter is not None:
-            mask &= evaluate_mask(compiled_filter, mt_table).astype(bool)
+        if view.matches is not None:
+            mask &= view.matches
         sources.append(mt_pks)
         searches.append(functools.partial(top, mt_vecs, mask, None, False))
         large.append(False)

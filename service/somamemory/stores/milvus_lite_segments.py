@@ -10,6 +10,7 @@ vectors alive.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -22,6 +23,7 @@ import pyarrow as pa
 
 _FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
 _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
+_BATCH_BYTES = 32 << 20  # memtable batches' vectors and masks: ~20,000 rows of 384 dims
 # newest-row masks kept for this many sets of segments: the last one (what the next set is
 # derived from) and the one before, for a search still reading it; each holds its segments'
 # pk_to_row dicts (~10 MB per 100k rows), so a merged-away segment's go with the next change
@@ -181,22 +183,53 @@ def _derive(segments: Sequence[Any], base: _SegmentSet | None) -> list[np.ndarra
 
 # ── the memtable, vectorised ──────────────────────────────────────────────────────────────
 
+# A memtable only appends record batches, and a batch never changes: its vectors as one float32
+# matrix, its partitions and its filter masks are kept per batch (a memtable of a second of
+# writes held ~80 batches, and converting them all again took ~1.3 ms of each search)
+batch_columns = IdentityMemo(_BATCH_BYTES)
+
+RowFilter = tuple[Hashable, Callable[[pa.Table], np.ndarray]]  # (cache key, evaluate on a table)
 MemtableSnapshot = tuple[list[Any], np.ndarray, np.ndarray, list[tuple[int, int]], Any]
+
+
+def _batch_vectors(batch: pa.RecordBatch, vector_field: str) -> np.ndarray | None:
+    if vector_field not in batch.schema.names:
+        return None
+    column = batch.column(vector_field)
+    if column.null_count or not pa.types.is_fixed_size_list(column.type):
+        return None
+    return batch_columns.get(batch, ("vectors", vector_field), functools.partial(_matrix, column))
+
+
+def _matrix(column: pa.FixedSizeListArray) -> np.ndarray:
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32, copy=False).reshape(len(column), -1)
+
+
+def _partitions(batch: pa.RecordBatch) -> np.ndarray:
+    return np.asarray(batch.column("_partition").to_pylist(), dtype=object)
+
+
+def _matching(batch: pa.RecordBatch, evaluate: Callable[[pa.Table], np.ndarray]) -> np.ndarray:
+    table = pa.Table.from_batches([batch])
+    if "_partition" in table.column_names:
+        table = table.drop(["_partition"])
+    return evaluate(table).astype(bool)
 
 
 def memtable_snapshot(
     memtable: Any,
     vector_field: str,
     partition_names: list[str] | None,
-    include_table: bool,
+    row_filter: RowFilter | None,
 ) -> MemtableSnapshot | None:
-    """``MemTable.to_search_snapshot``'s answer with the vectors taken per batch as one array
-    (lite converts every row's vector to a Python list and back). None: not applicable here."""
+    """``MemTable.to_search_snapshot``'s keys, seqs, vectors and row references, with the
+    vectors taken per batch as one array (lite converts every row's vector to a Python list and
+    back), and in place of its table the rows ``row_filter`` matches. None: not applicable."""
     try:
         lock = memtable._lock
         batch_list = memtable._insert_batches
         pk_index = memtable._pk_index
-        schema = memtable._data_schema
     except AttributeError:
         return None
     with lock:
@@ -204,18 +237,25 @@ def memtable_snapshot(
         entries = list(pk_index.items())
     offsets = [0]
     arrays = []
-    partitions: list[list[Any]] | None = [] if partition_names is not None else None
+    partitions: list[np.ndarray] | None = [] if partition_names is not None else None
+    masks = []
     for batch in batches:
         offsets.append(offsets[-1] + batch.num_rows)
-        if vector_field not in batch.schema.names:
+        vectors = _batch_vectors(batch, vector_field)
+        if vectors is None:
             return None
-        column = batch.column(vector_field)
-        if column.null_count or not pa.types.is_fixed_size_list(column.type):
-            return None
-        flat = column.flatten().to_numpy(zero_copy_only=False)
-        arrays.append(flat.astype(np.float32, copy=False).reshape(len(column), -1))
+        arrays.append(vectors)
         if partitions is not None:
-            partitions.append(batch.column("_partition").to_pylist())
+            partitions.append(
+                batch_columns.get(batch, "partitions", functools.partial(_partitions, batch))
+            )
+        if row_filter is not None:
+            key, evaluate = row_filter
+            masks.append(
+                batch_columns.get(
+                    batch, ("filter", key), functools.partial(_matching, batch, evaluate)
+                )
+            )
     wanted = set(partition_names or ())
     pks: list[Any] = []
     seqs: list[int] = []
@@ -229,28 +269,39 @@ def memtable_snapshot(
         rows.append(offsets[batch_index] + row)
         refs.append((batch_index, row))
     vectors = np.concatenate(arrays)[rows] if rows else np.zeros((0, 0), dtype=np.float32)
-    table = None
-    if include_table:
-        if not rows:
-            table = schema.empty_table()
-        else:
-            table = pa.Table.from_batches(batches).take(pa.array(rows, type=pa.int64()))
-            if "_partition" in table.column_names:
-                table = table.drop(["_partition"])
-    return pks, np.asarray(seqs, dtype=np.uint64), vectors, refs, table
+    matches = None
+    if row_filter is not None:
+        matches = np.concatenate(masks)[rows] if rows else np.zeros(0, dtype=bool)
+    return pks, np.asarray(seqs, dtype=np.uint64), vectors, refs, matches
+
+
+def _lite_snapshot(
+    memtable: Any,
+    vector_field: str,
+    partition_names: list[str] | None,
+    row_filter: RowFilter | None,
+) -> MemtableSnapshot:
+    """The same from lite's own ``to_search_snapshot`` (its table evaluated by ``row_filter``)."""
+    pks, seqs, vectors, refs, table = memtable.to_search_snapshot(
+        vector_field=vector_field,
+        partition_names=partition_names,
+        include_table=row_filter is not None,
+    )
+    matches = row_filter[1](table).astype(bool) if row_filter is not None else None
+    return pks, seqs, vectors, refs, matches
 
 
 @dataclass(frozen=True)
 class MemtableView:
     """What a search reads of the memtables, as one: each key's newest row (aligned lists of
-    keys, seqs, a vector matrix, row references and, for filters, an Arrow table) and each
-    key's newest delete."""
+    keys, seqs, a vector matrix, row references and, with a filter, whether it matches) and
+    each key's newest delete."""
 
     pks: list[Any]
     seqs: np.ndarray
     vectors: np.ndarray
     refs: list[tuple[Any, Any, int]]  # (memtable, batch, row)
-    table: Any
+    matches: np.ndarray | None
     deletes: dict[Any, Any]
 
     def row(self, local: int) -> dict[str, Any]:
@@ -262,7 +313,7 @@ def memtables_view(
     memtables: tuple[Any, ...],
     vector_field: str,
     partition_names: list[str] | None,
-    include_table: bool,
+    row_filter: RowFilter | None,
 ) -> MemtableView:
     """The memtables a search reads, oldest first (two while a flush moves the older one into a
     segment), as one view; a newer memtable's row or delete hides an older one's row."""
@@ -270,22 +321,20 @@ def memtables_view(
     seqs: list[np.ndarray] = []
     vectors: list[np.ndarray] = []
     refs: list[tuple[Any, Any, int]] = []
-    tables: list[Any] = []
+    matches: list[np.ndarray] = []
     deletes: dict[Any, Any] = {}
     newer: set[Any] = set()
     for memtable in reversed(memtables):
         snapshot = memtable_snapshot(
-            memtable, vector_field, partition_names, include_table
-        ) or memtable.to_search_snapshot(
-            vector_field=vector_field, partition_names=partition_names, include_table=include_table
-        )
-        pks, mt_seqs, mt_vectors, mt_refs, table = snapshot
+            memtable, vector_field, partition_names, row_filter
+        ) or _lite_snapshot(memtable, vector_field, partition_names, row_filter)
+        pks, mt_seqs, mt_vectors, mt_refs, mt_matches = snapshot
         kept = [i for i, pk in enumerate(pks) if pk not in newer]
         if len(kept) < len(pks):
             pks = [pks[i] for i in kept]
             mt_seqs, mt_vectors = mt_seqs[kept], mt_vectors[kept]
             mt_refs = [mt_refs[i] for i in kept]
-            table = table.take(pa.array(kept, type=pa.int64())) if table is not None else None
+            mt_matches = mt_matches[kept] if mt_matches is not None else None
         mt_deletes = memtable.delete_index_snapshot()
         newer.update(pks)
         newer.update(mt_deletes)
@@ -296,13 +345,8 @@ def memtables_view(
         if pks:
             vectors.insert(0, mt_vectors)
         refs[:0] = [(memtable, batch, row) for batch, row in mt_refs]
-        tables.insert(0, table)
-    if len(tables) == 1:
-        table = tables[0]
-    elif include_table:  # an empty memtable's table may keep lite's partition column
-        table = pa.concat_tables([t for t in tables if t.num_rows]) if keys else tables[-1]
-    else:
-        table = None
+        if mt_matches is not None:
+            matches.insert(0, mt_matches)
     return MemtableView(
         pks=keys,
         seqs=np.concatenate(seqs) if len(seqs) > 1 else seqs[0],
@@ -310,7 +354,7 @@ def memtables_view(
         if vectors
         else np.zeros((0, 0), dtype=np.float32),
         refs=refs,
-        table=table,
+        matches=np.concatenate(matches) if row_filter is not None else None,
         deletes=deletes,
     )
 
