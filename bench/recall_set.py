@@ -244,6 +244,9 @@ def _exact(rng: random.Random, used: set[str]) -> tuple[str, str, str]:
     return memory, code, question
 
 
+_FILLER_TRIES = 100_000  # draws in a row without a new filler before giving up
+
+
 def _filler(rng: random.Random) -> str:
     match rng.randrange(4):
         case 0:
@@ -284,11 +287,20 @@ def build(seed: int = 11, memories: int = 1200, exact_queries: int = 120) -> Rec
         pending.append((asked, "exact", len(texts)))
         texts.append(memory)
     seen = set(texts)
+    misses = 0
     while len(texts) < memories:
         filler = _filler(rng)
         if filler not in seen:
             seen.add(filler)
             texts.append(filler)
+            misses = 0
+            continue
+        misses += 1
+        if misses > _FILLER_TRIES:  # the templates make ~7,800 distinct fillers in all
+            raise ValueError(
+                f"the recall set holds at most {len(texts):,} distinct memories "
+                f"({memories:,} asked): its filler templates are used up"
+            )
     order = list(range(len(texts)))
     rng.shuffle(order)
     where = {old: new for new, old in enumerate(order)}
