@@ -188,7 +188,8 @@ def _derive(segments: Sequence[Any], base: _SegmentSet | None) -> list[np.ndarra
 # writes held ~80 batches, and converting them all again took ~1.3 ms of each search)
 batch_columns = IdentityMemo(_BATCH_BYTES)
 
-RowFilter = tuple[Hashable, Callable[[pa.Table], np.ndarray]]  # (cache key, evaluate on a table)
+# (the key its masks are kept under, None: not kept; how it is evaluated on a table)
+RowFilter = tuple[Hashable | None, Callable[[pa.Table], np.ndarray]]
 MemtableSnapshot = tuple[list[Any], np.ndarray, np.ndarray, list[tuple[int, int]], Any]
 
 
@@ -251,11 +252,8 @@ def memtable_snapshot(
             )
         if row_filter is not None:
             key, evaluate = row_filter
-            masks.append(
-                batch_columns.get(
-                    batch, ("filter", key), functools.partial(_matching, batch, evaluate)
-                )
-            )
+            matching = functools.partial(_matching, batch, evaluate)
+            masks.append(matching() if key is None else batch_columns.get(batch, key, matching))
     wanted = set(partition_names or ())
     pks: list[Any] = []
     seqs: list[int] = []
