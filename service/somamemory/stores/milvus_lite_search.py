@@ -215,10 +215,8 @@ def _lite_execute_search(
     memtables = pinned_memtables() or (memtable,)
     row_filter = None
     if compiled_filter is not None:
-        source = getattr(compiled_filter, "source", None)
-        # as a segment's masks: the id tells apart two compilations of one text
-        key = ("filter", source, id(compiled_filter)) if isinstance(source, str) else None
-        row_filter = (key, functools.partial(evaluate_mask, compiled_filter))
+        evaluate = functools.partial(evaluate_mask, compiled_filter)
+        row_filter = (segments_memo.filter_key(compiled_filter), evaluate)
     view = segments_memo.memtables_view(memtables, vector_field, partition_names, row_filter)
     mt_pks, mt_seqs, mt_vecs = view.pks, view.seqs, view.vectors
     if not in_scope and not mt_pks:

@@ -78,15 +78,20 @@ filter_masks = IdentityMemo(_FILTER_BYTES)
 inverse_norms = IdentityMemo(_NORM_BYTES)
 
 
-def segment_filter(seg: Any, compiled: Any, evaluate: Callable[[], np.ndarray]) -> np.ndarray:
-    """The rows of ``seg`` that ``compiled`` (a compiled filter, which lite reuses per
-    expression) matches; read only."""
+def filter_key(compiled: Any) -> Hashable | None:
+    """The key a compiled filter's masks are kept under (None: not kept). Lite reuses a
+    compiled filter per expression; the id tells apart two compilations of one text (lite binds
+    naive time literals to a timezone), and a reused id with the same text is the same filter."""
     source = getattr(compiled, "source", None)
-    if not isinstance(source, str):
+    return ("filter", source, id(compiled)) if isinstance(source, str) else None
+
+
+def segment_filter(seg: Any, compiled: Any, evaluate: Callable[[], np.ndarray]) -> np.ndarray:
+    """The rows of ``seg`` that ``compiled`` (a compiled filter) matches; read only."""
+    key = filter_key(compiled)
+    if key is None:
         return evaluate().astype(bool)
-    # the id tells apart two compilations of one text (lite binds naive time literals to a
-    # timezone); a reused id with the same text is the same filter
-    return filter_masks.get(seg.seqs, (source, id(compiled)), lambda: evaluate().astype(bool))
+    return filter_masks.get(seg.seqs, key, lambda: evaluate().astype(bool))
 
 
 def inverse_norm(vectors: np.ndarray) -> np.ndarray:
