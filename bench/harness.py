@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -68,7 +69,7 @@ async def migrated_database(admin_url: str = ADMIN_URL) -> str:
     connection = await asyncpg.connect(admin_url)
     await connection.execute(f'CREATE DATABASE "{name}"')
     await connection.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    url = with_database(admin_url, name)
     subprocess.run(
         [sys.executable, "-m", "somamemory.cli", "migrate"],
         check=True,
@@ -78,9 +79,15 @@ async def migrated_database(admin_url: str = ADMIN_URL) -> str:
     return url
 
 
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` instead (its query, e.g. a Unix socket host, kept)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
 async def drop_database(url: str, admin_url: str = ADMIN_URL) -> None:
     connection = await asyncpg.connect(admin_url)
-    await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    name = urlsplit(url).path.lstrip("/")
+    await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await connection.close()
 
 

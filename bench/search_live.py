@@ -2,7 +2,7 @@
 
 - ``under_writes``: searches while another process writes memories at a fixed rate.
 - ``right_after_load``: searches from the moment a bulk load through the API has returned
-  until milvus-lite's background index build ends (it answers by brute force meanwhile).
+  until the vector store's index builds end (it answers by brute force meanwhile).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import json
 import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +187,12 @@ def right_after_load(
     clients: int = 2,
     settle: float = 3.0,
     limit: float = 1800.0,
+    pending: Callable[[], int] | None = None,
 ) -> dict[str, Any]:
     """Bulk-load ``vectors`` through ``POST /memories/batch`` into an empty service, then search
-    (cycling through ``queries``) until every segment has its index for ``settle`` seconds."""
-    collections = data_dir / "milvus.db" / "collections"
+    (cycling through ``queries``) until every segment has its index for ``settle`` seconds.
+    ``pending`` counts what still waits for an index (0: nothing); by default milvus-lite's
+    unindexed segments under ``data_dir``."""
     found: list[tuple[int, list[int]]] = []
     times: list[float] = []
     ended: list[float] = []
@@ -200,8 +203,11 @@ def right_after_load(
         started = time.perf_counter()
         asyncio.run(_bulk_load(url, vectors, batch, clients))
         loaded = time.perf_counter()
-        # a new collection's directory carries a suffix after the configured name
-        (collection_dir,) = collections.glob(f"{collection}*")
+        if pending is None:
+            # a new collection's directory carries a suffix after the configured name
+            collections = data_dir / "milvus.db" / "collections"
+            (collection_dir,) = collections.glob(f"{collection}*")
+            pending = lambda: unindexed_segments(collection_dir)  # noqa: E731
         indexed_since: float | None = None
         q = 0
         while time.perf_counter() - loaded < limit:
@@ -211,7 +217,7 @@ def right_after_load(
             ended.append(now)
             found.append((q % len(queries), hits))
             q += 1
-            if unindexed_segments(collection_dir) == 0:
+            if pending() == 0:
                 indexed_since = indexed_since or now
                 if now - indexed_since >= settle:
                     break

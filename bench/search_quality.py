@@ -22,36 +22,49 @@ against the exact top-10 of the preloaded memories only: a new memory in the ans
 miss, so it is a lower bound; also printed: the answer's m preloaded memories against the exact
 top-m of the preloaded set (what an exact search over everything present would give for them).
 ``--right-after-load`` starts a service on empty stores, loads the memories through
-``POST /memories/batch``, and times searches from the moment the load returned until milvus-lite
-has built every segment's index (recall against all of them).
+``POST /memories/batch``, and times searches from the moment the load returned until every
+segment has its index (recall against all of them).
+
+``--milvus-python VENV/bin/python`` puts the vectors on a Milvus 2.3.5 standalone server started
+from that venv instead of milvus-lite, for every measurement above (one collection per size, a
+fresh one for ``--right-after-load``). Milvus binds 0.0.0.0, so this runs only in a loopback-only
+network namespace: scripts/bench-search-server.sh --quality enters one and reaches the machine's
+PostgreSQL through its Unix socket (``--admin-url``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import numpy as np
-from harness import TOKEN, drop_database, migrated_database, percentiles, serving
+from harness import ADMIN_URL, TOKEN, drop_database, migrated_database, percentiles, serving
 from search_live import right_after_load, under_writes
 
 from somamemory.filters import parse_filter
 from somamemory.models import Memory
+from somamemory.stores.collection_identity import in_family
 from somamemory.stores.milvus import MilvusVectorStore
 
 DIM = 384
 NAMESPACE = "bench"
 SERVICE_ENV: dict[str, str] = {}  # added to every served service's environment (--lite-in-thread)
+SERVER: dict[str, str] = {}  # "uri" of the Milvus server (--milvus-python); empty: milvus-lite
+POSTGRES: dict[str, str] = {"admin": ADMIN_URL}  # --admin-url
 
 
 def dataset(size: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +103,42 @@ def wait_for_lite_indexes(store: MilvusVectorStore) -> float:
     for _server, db, _port in list(server_manager_instance._servers.values()):
         if db.has_collection(store._collection):
             db.get_collection(store._collection)._wait_for_bg()
+    return time.perf_counter() - started
+
+
+@functools.cache
+def server_client(uri: str) -> Any:
+    """One pymilvus client per server for the bench's own look-ups."""
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri)
+
+
+def server_pending_rows(uri: str, collection: str) -> int:
+    """Rows of a Milvus server's sealed segments that searches do not read through the index
+    yet (-1: not known yet): not indexed, or indexed but not yet loaded in place of the rows'
+    growing segments, which the server searches through its interim index (an IVF at a low
+    nprobe) meanwhile. Rows still in growing segments are not counted. ``collection`` is the
+    configured name: the service may have made an identity's collection of that family."""
+    client = server_client(uri)
+    names = [name for name in client.list_collections() if in_family(collection, name)]
+    if len(names) != 1:
+        return -1
+    (index,) = client.list_indexes(names[0])
+    state = client.describe_index(names[0], index)
+    loaded = sum(s.num_rows for s in client.list_loaded_segments(names[0]) if s.index_name)
+    unloaded = max(int(state.get("indexed_rows", 0)) - loaded, 0)
+    return int(state.get("pending_index_rows", 0)) + unloaded + (state.get("state") == "InProgress")
+
+
+def wait_for_server_indexes(uri: str, collection: str, limit: float = 1800) -> float:
+    """Seal what was written (a server flush), then block until every sealed row is indexed."""
+    started = time.perf_counter()
+    server_client(uri).flush(collection)
+    while server_pending_rows(uri, collection) != 0:
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"the server's index build took more than {limit:.0f} s")
+        time.sleep(0.5)
     return time.perf_counter() - started
 
 
@@ -176,8 +225,9 @@ async def _milvus_phase(
     warmup: int,
     repeat: int,
 ) -> tuple[float, float, list[list[int]], list[list[float]]]:
+    uri = SERVER.get("uri") or str(data_dir / "milvus.db")
     store = MilvusVectorStore.connect(
-        str(data_dir / "milvus.db"),
+        uri,
         collection=collection,
         dim=DIM,
         token=None,
@@ -186,7 +236,10 @@ async def _milvus_phase(
         search_ef=ef,
     )
     fill_seconds = await fill_milvus(store, vectors)
-    index_seconds = wait_for_lite_indexes(store)
+    if store.is_lite:
+        index_seconds = wait_for_lite_indexes(store)
+    else:
+        index_seconds = await asyncio.to_thread(wait_for_server_indexes, uri, collection)
     runs = []
     for _ in range(repeat):
         found, times = await in_process(store, queries, warmup)
@@ -195,8 +248,11 @@ async def _milvus_phase(
     return fill_seconds, index_seconds, found, runs
 
 
-def milvus_phase(*args: object) -> tuple[float, float, list[list[int]], list[list[float]]]:
+def milvus_phase(
+    server: dict[str, str], *args: object
+) -> tuple[float, float, list[list[int]], list[list[float]]]:
     """In a child process: milvus-lite holds its data directory until its process exits."""
+    SERVER.update(server)
     return asyncio.run(_milvus_phase(*args))  # type: ignore[arg-type]
 
 
@@ -253,20 +309,28 @@ async def busy_runs(
             flush=True,
         )
     if args.right_after_load:
-        empty_url = await migrated_database()
+        empty_url = await migrated_database(POSTGRES["admin"])
         fresh = tmp / f"fresh-{size}"
         fresh.mkdir()
+        if SERVER:  # the server keeps the first collection: load into a new one
+            fresh_collection = f"{collection}_fresh"
+            uri = SERVER["uri"]
+            pending = lambda: server_pending_rows(uri, fresh_collection)  # noqa: E731
+        else:
+            fresh_collection = collection
+            pending = None
         try:
             got = await asyncio.to_thread(
                 right_after_load,
-                {**env, "POSTGRES_URL": empty_url},
+                {**env, "POSTGRES_URL": empty_url, "SOMA_MILVUS_COLLECTION": fresh_collection},
                 fresh,
-                collection,
+                fresh_collection,
                 vectors,
                 queries,
+                pending=pending,
             )
         finally:
-            await drop_database(empty_url)
+            await drop_database(empty_url, POSTGRES["admin"])
         during = got["times"]
         found = [hits for _, hits in got["found"]]
         recall = recall_at_10(found, truth[[q for q, _ in got["found"]]]) if found else float("nan")
@@ -299,7 +363,17 @@ async def run(
     collection = f"bench_{size}"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         fill_seconds, index_seconds, found, runs = await asyncio.get_running_loop().run_in_executor(
-            pool, milvus_phase, data_dir, collection, index, ef, vectors, queries, warmup, repeat
+            pool,
+            milvus_phase,
+            SERVER,
+            data_dir,
+            collection,
+            index,
+            ef,
+            vectors,
+            queries,
+            warmup,
+            repeat,
         )
     recall = float(
         np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)])
@@ -324,7 +398,7 @@ async def run(
     if not http:
         return result
 
-    db_url = await migrated_database()
+    db_url = await migrated_database(POSTGRES["admin"])
     try:
         await fill_postgres(db_url, size)
         http_times = await asyncio.to_thread(
@@ -333,9 +407,28 @@ async def run(
         if args is not None:
             await busy_runs(args, size, vectors, queries, truth, db_url, data_dir, tmp)
     finally:
-        await drop_database(db_url)
+        await drop_database(db_url, POSTGRES["admin"])
     result["http_p50_ms"], result["http_p99_ms"] = percentiles(http_times)
     return result
+
+
+@contextmanager
+def milvus_server(python: str | None, tmp: Path) -> Iterator[None]:
+    """With ``python``: a Milvus standalone for the whole run, its URI in SERVER and in the
+    services' environment. Without: nothing (milvus-lite under each data directory)."""
+    if python is None:
+        yield
+        return
+    from tests.standalone.milvus_standalone import MilvusStandalone, only_loopback
+
+    if not only_loopback():
+        raise SystemExit("Milvus binds 0.0.0.0: run this in a loopback-only namespace (unshare -n)")
+    server = MilvusStandalone(python, tmp / "standalone").start(timeout=300)
+    SERVER["uri"] = SERVICE_ENV["SOMA_MILVUS_URI"] = server.uri
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -369,7 +462,20 @@ def main() -> None:
         action="store_true",
         help="serve milvus-lite from a thread of the service (SOMA_MILVUS_LITE_PROCESS=0)",
     )
+    parser.add_argument(
+        "--milvus-python",
+        metavar="PYTHON",
+        help="put the vectors on a Milvus 2.3.5 standalone started by this python (its venv has "
+        "milvus==2.3.5); only in a loopback-only network namespace",
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=ADMIN_URL,
+        help="PostgreSQL to make the bench's databases on (in a namespace: its Unix socket, "
+        "postgresql://postgres@/test?host=/var/run/postgresql)",
+    )
     args = parser.parse_args()
+    POSTGRES["admin"] = args.admin_url
     if args.lite_in_thread:
         SERVICE_ENV["SOMA_MILVUS_LITE_PROCESS"] = "0"
     if args.ef is None:
@@ -377,7 +483,7 @@ def main() -> None:
 
         args.ef = Settings.model_fields["milvus_search_ef"].default
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, milvus_server(args.milvus_python, Path(tmp)):
         for size in args.sizes:
             rows.append(
                 asyncio.run(

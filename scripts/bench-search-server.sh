@@ -1,13 +1,19 @@
 #!/bin/sh
-# Search right after writes on milvus-lite and on a real Milvus standalone 2.3.5, one run
-# (bench/search_server.py): searches/s, p50 and p99 per backend, and read-your-writes.
+# Search on a real Milvus standalone 2.3.5, in a loopback-only network namespace.
 #
-# Installs Milvus into a venv of its own (scripts/milvus-venv.sh). Milvus binds 0.0.0.0, so the
-# bench runs in a network namespace that has nothing but loopback; both services use the
-# embedded PostgreSQL there. Extra arguments go to the bench.
+# By default: search right after writes on milvus-lite and on the server, one run
+# (bench/search_server.py): searches/s, p50 and p99 per backend, and read-your-writes; both
+# services use the embedded PostgreSQL.
+# With --quality first: bench/search_quality.py with its vectors on the server (recall@10 and
+# latency at 100k, quiet, under writes, right after a load); it reaches the machine's PostgreSQL
+# through its Unix socket (SOMA_BENCH_PG_SOCKET, default /var/run/postgresql).
+#
+# Installs Milvus into a venv of its own (scripts/milvus-venv.sh). Milvus binds 0.0.0.0, hence
+# the namespace that has nothing but loopback. Extra arguments go to the bench.
 #
 #   scripts/bench-search-server.sh                     # as root
 #   scripts/bench-search-server.sh --seconds 10 --memories 2000
+#   scripts/bench-search-server.sh --quality --sizes 100000 --queries 200 --under-writes 200
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -18,6 +24,15 @@ fi
 
 . scripts/milvus-venv.sh
 
+if [ "${1:-}" = "--quality" ]; then
+    shift
+    socket="${SOMA_BENCH_PG_SOCKET:-/var/run/postgresql}"
+    set -- bench/search_quality.py --admin-url "postgresql://postgres@/test?host=$socket" "$@"
+else
+    set -- bench/search_server.py "$@"
+fi
+
 exec unshare -n sh -c 'ip link set lo up
+    bench="$1"; shift
     PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" \
-        exec python3 bench/search_server.py --milvus-python "$0/bin/python" "$@"' "$MILVUS_VENV" "$@"
+        exec python3 "$bench" --milvus-python "$0/bin/python" "$@"' "$MILVUS_VENV" "$@"
