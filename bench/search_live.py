@@ -45,7 +45,9 @@ def _search(client: httpx.Client, query: np.ndarray) -> tuple[list[int], float]:
 # ── writes at a fixed rate, in a process of their own ─────────────────────────────────────
 
 
-async def _write_paced(url: str, rate: float, first: int, dim: int, stop: Any, out: Any) -> None:
+async def _write_paced(
+    url: str, rate: float, first: int, dim: int, namespace: str, stop: Any, out: Any
+) -> None:
     import aiohttp
 
     vectors = more_vectors(int(rate * 120), dim)  # two minutes of writes, then they repeat
@@ -65,7 +67,8 @@ async def _write_paced(url: str, rate: float, first: int, dim: int, stop: Any, o
         except aiohttp.ClientError:
             failed += 1
 
-    async with aiohttp.ClientSession(url, headers=HEADERS) as session:
+    headers = {**HEADERS, "X-Soma-Namespace": namespace}
+    async with aiohttp.ClientSession(url, headers=headers) as session:
         started = time.perf_counter()
         i = 0
         out.put("started")
@@ -84,8 +87,10 @@ async def _write_paced(url: str, rate: float, first: int, dim: int, stop: Any, o
     out.put({"ok": ok, "failed": failed, "seconds": elapsed})
 
 
-def _writer(url: str, rate: float, first: int, dim: int, stop: Any, out: Any) -> None:
-    asyncio.run(_write_paced(url, rate, first, dim, stop, out))
+def _writer(
+    url: str, rate: float, first: int, dim: int, namespace: str, stop: Any, out: Any
+) -> None:
+    asyncio.run(_write_paced(url, rate, first, dim, namespace, stop, out))
 
 
 def under_writes(
@@ -97,8 +102,10 @@ def under_writes(
     rate: float,
     first_coord: int,
     lead_in: float = 5.0,
+    writes_namespace: str = NAMESPACE,
 ) -> dict[str, Any]:
-    """Sequential searches while a separate process POSTs ``rate`` memories/s (own vectors)."""
+    """Sequential searches while a separate process POSTs ``rate`` memories/s (own vectors),
+    into the searched namespace unless ``writes_namespace`` names another."""
     spawn = multiprocessing.get_context("spawn")
     stop, out = spawn.Event(), spawn.Queue()
     found: list[list[int]] = []
@@ -110,7 +117,8 @@ def under_writes(
         for query in queries[:warmup]:
             _search(client, query)
         writer = spawn.Process(
-            target=_writer, args=(url, rate, first_coord, queries.shape[1], stop, out)
+            target=_writer,
+            args=(url, rate, first_coord, queries.shape[1], writes_namespace, stop, out),
         )
         writer.start()
         assert out.get(timeout=120) == "started"

@@ -17,7 +17,8 @@ a background thread after a flush, and answers by brute force until then) and af
 
 ``--under-writes RATE`` times the HTTP searches again while a separate process writes RATE new
 memories a second (``POST /memories`` with vectors of the same distribution) to the service with
-group commit on (``SOMA_ENABLE_BATCH_UPSERT=1``). Their recall@10 is
+group commit on (``SOMA_ENABLE_BATCH_UPSERT=1``), into the searched namespace (or
+``--writes-namespace``: another tenant's writes). Their recall@10 is
 against the exact top-10 of the preloaded memories only: a new memory in the answer counts as a
 miss, so it is a lower bound; also printed: the answer's m preloaded memories against the exact
 top-m of the preloaded set (what an exact search over everything present would give for them).
@@ -292,6 +293,7 @@ async def busy_runs(
             args.repeat,
             args.under_writes,
             size,
+            writes_namespace=args.writes_namespace,
         )
         p50, p99 = percentiles(got["times"])
         truths = np.tile(truth, (args.repeat, 1))
@@ -474,8 +476,20 @@ def main() -> None:
         help="PostgreSQL to make the bench's databases on (in a namespace: its Unix socket, "
         "postgresql://postgres@/test?host=/var/run/postgresql)",
     )
+    parser.add_argument(
+        "--writes-namespace",
+        default=NAMESPACE,
+        help="the namespace --under-writes writes into (default: the searched one)",
+    )
+    parser.add_argument(
+        "--consistency",
+        choices=["strong", "session", "bounded", "eventually"],
+        help="the served service's SOMA_MILVUS_CONSISTENCY (default: its own default)",
+    )
     args = parser.parse_args()
     POSTGRES["admin"] = args.admin_url
+    if args.consistency:
+        SERVICE_ENV["SOMA_MILVUS_CONSISTENCY"] = args.consistency
     if args.lite_in_thread:
         SERVICE_ENV["SOMA_MILVUS_LITE_PROCESS"] = "0"
     if args.ef is None:

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from .milvus_lite_memtable import install_columnar_flush
 from .milvus_lite_process import release_own_process, serve_from_child, serve_from_thread
 from .milvus_lite_search import install_fast_search
 from .milvus_lite_tombstones import install_tombstone_gc
+from .milvus_sessions import NamespaceSessions, last_write_timestamp
 
 log = logging.getLogger(__name__)
 # HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
@@ -177,8 +178,9 @@ class MilvusVectorStore:
     milvus-lite scans rows it has not flushed yet in Python, slowly, and only a flush makes them
     durable: the write path flushes every ``SOMA_MILVUS_FLUSH_INTERVAL_SECONDS`` while writes go
     on and clears outbox entries only after that. Searches read at ``consistency`` (per store,
-    or per request): ``session`` sees every write this process made, without waiting for a
-    Milvus server's next time tick as ``strong`` does.
+    or per request): ``session`` sees every write this process made in the searched namespace,
+    waiting on a Milvus server only for those (``milvus_sessions``), not for its next time tick
+    as ``strong`` does.
     """
 
     name = "milvus"
@@ -208,6 +210,7 @@ class MilvusVectorStore:
         self.consistency = consistency
         self._dirty = False
         self._split_upserts = False  # see _upsert_misroutes
+        self._sessions = NamespaceSessions()  # a server's session level, per namespace
         self.answered_at = 0.0  # when a call last got its answer (time.monotonic())
 
     @classmethod
@@ -330,6 +333,7 @@ class MilvusVectorStore:
         else:
             await asyncio.to_thread(self._client.upsert, self._collection, rows)
         self._dirty = True
+        self._written({memory.namespace for memory, _ in items})
 
     @observed
     @_translated
@@ -338,6 +342,12 @@ class MilvusVectorStore:
         if ids:
             await asyncio.to_thread(self._client.delete, self._collection, ids=ids)
             self._dirty = True
+            self._written([namespace])
+
+    def _written(self, namespaces: Iterable[str]) -> None:
+        """Note the writes just acknowledged in ``namespaces`` for session-level searches."""
+        if not self.is_lite:
+            self._sessions.record(namespaces, last_write_timestamp(self._client, self._collection))
 
     @observed
     @_translated
@@ -350,6 +360,11 @@ class MilvusVectorStore:
         consistency: Consistency | None = None,
     ) -> list[tuple[str, float]]:
         """The ``top_k`` nearest vectors matching ``where``: (coord, cosine), best first."""
+        level = consistency or self.consistency
+        if level == "session" and not self.is_lite:
+            read_at = self._sessions.search_arguments(where.namespace)
+        else:
+            read_at = {"consistency_level": _CONSISTENCY[level]}
         params: dict[str, Any] = {"metric_type": "COSINE"}
         if self.index_type.startswith("HNSW"):
             params["params"] = {"ef": max(self.search_ef, top_k)}
@@ -363,7 +378,7 @@ class MilvusVectorStore:
             filter=milvus_filter(where),
             output_fields=["coord"],
             search_params=params,
-            consistency_level=_CONSISTENCY[consistency or self.consistency],
+            **read_at,
         )
         return [(hit["entity"]["coord"], float(hit["distance"])) for hit in results[0]]
 
