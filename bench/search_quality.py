@@ -415,7 +415,7 @@ async def run(
 
 
 @contextmanager
-def milvus_server(python: str | None, tmp: Path) -> Iterator[None]:
+def milvus_server(python: str | None, tmp: Path, config: dict[str, str]) -> Iterator[None]:
     """With ``python``: a Milvus standalone for the whole run, its URI in SERVER and in the
     services' environment. Without: nothing (milvus-lite under each data directory)."""
     if python is None:
@@ -425,7 +425,7 @@ def milvus_server(python: str | None, tmp: Path) -> Iterator[None]:
 
     if not only_loopback():
         raise SystemExit("Milvus binds 0.0.0.0: run this in a loopback-only namespace (unshare -n)")
-    server = MilvusStandalone(python, tmp / "standalone").start(timeout=300)
+    server = MilvusStandalone(python, tmp / "standalone", config).start(timeout=300)
     SERVER["uri"] = SERVICE_ENV["SOMA_MILVUS_URI"] = server.uri
     try:
         yield
@@ -471,6 +471,14 @@ def main() -> None:
         "milvus==2.3.5); only in a loopback-only network namespace",
     )
     parser.add_argument(
+        "--milvus-config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a milvus.yaml setting for the server, by dotted name (repeatable), e.g. "
+        "queryNode.segcore.interimIndex.nprobe=128",
+    )
+    parser.add_argument(
         "--admin-url",
         default=ADMIN_URL,
         help="PostgreSQL to make the bench's databases on (in a namespace: its Unix socket, "
@@ -497,7 +505,8 @@ def main() -> None:
 
         args.ef = Settings.model_fields["milvus_search_ef"].default
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, milvus_server(args.milvus_python, Path(tmp)):
+    config = dict(item.split("=", 1) for item in args.milvus_config)
+    with tempfile.TemporaryDirectory() as tmp, milvus_server(args.milvus_python, Path(tmp), config):
         for size in args.sizes:
             rows.append(
                 asyncio.run(

@@ -9,6 +9,7 @@ only started inside a network namespace that has nothing but loopback.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -35,9 +36,10 @@ def only_loopback() -> bool:
 class MilvusStandalone:
     """Start and stop the launcher script below under ``python`` (the venv with ``milvus``)."""
 
-    def __init__(self, python: str, base_dir: Path) -> None:
+    def __init__(self, python: str, base_dir: Path, config: dict[str, str] | None = None) -> None:
         self.python = python
         self.base_dir = base_dir
+        self.config = config or {}  # milvus.yaml settings by dotted name, e.g. "proxy.port"
         self.log_path = base_dir / "launcher.log"
         self.uri = ""
         self.process: subprocess.Popen[str] | None = None
@@ -47,7 +49,7 @@ class MilvusStandalone:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [self.python, __file__, str(self.base_dir / "milvus")],
+            [self.python, __file__, str(self.base_dir / "milvus"), json.dumps(self.config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -86,7 +88,7 @@ class MilvusStandalone:
             self._log = None
 
 
-def _serve(base_dir: str) -> None:
+def _serve(base_dir: str, config: dict[str, str]) -> None:
     from milvus import default_server  # only in the venv that has milvus==2.3.5
 
     def _terminate(signum: int, frame: object) -> None:
@@ -94,6 +96,8 @@ def _serve(base_dir: str) -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     default_server.set_base_dir(base_dir)
+    for name, value in config.items():
+        default_server.config.set(name, value)
     try:
         started = time.monotonic()
         default_server.start()
@@ -106,4 +110,4 @@ def _serve(base_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
