@@ -25,9 +25,13 @@ MAX_NAMESPACES = 100_000
 def last_write_timestamp(client: MilvusClient, collection: str) -> int:
     """The largest server timestamp of this process' writes to ``collection`` through
     ``client``'s server (0: none known). pymilvus keeps it per server and collection for its own
-    session level, updating it after each write with the maximum."""
-    address = client._get_connection().server_address  # the key pymilvus files it under
-    return int(ts_utils.get_collection_ts(collection, address, "") or 0)
+    session level, updating it after each write with the maximum. A pymilvus that keeps it
+    elsewhere gives 0, and searches wait for the whole collection again."""
+    try:
+        address = client._get_connection().server_address  # the key pymilvus files it under
+        return int(ts_utils.get_collection_ts(collection, address, "") or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 class NamespaceSessions:
