@@ -142,6 +142,7 @@ async def test_typed_filters_and_vectors_written_before_the_times_were_kept(
     old |= {"version": 1, "importance": 0.0, "fields": {"rank": 3, "flag": {"bool": False}}}
     old["vector"] = (await embedder.embed(["three"]))[0]
     await asyncio.to_thread(store._client.insert, store._collection, [old])
+    store._written(["a"])  # written behind the store's back: its session searches must wait for it
 
     async def found(filters: dict[str, object]) -> set[str]:
         return {coord for coord, _ in await _search(store, "a", "one", **filters)}
