@@ -48,7 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import httpx
@@ -57,7 +57,7 @@ from harness import ADMIN_URL, TOKEN, drop_database, migrated_database, percenti
 from search_live import right_after_load, under_writes
 
 from somamemory.filters import parse_filter
-from somamemory.models import Memory
+from somamemory.models import Consistency, Memory
 from somamemory.stores.collection_identity import in_family
 from somamemory.stores.milvus import MilvusVectorStore
 
@@ -491,7 +491,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--consistency",
-        choices=["strong", "session", "bounded", "eventually"],
+        choices=get_args(Consistency),
         help="the served service's SOMA_MILVUS_CONSISTENCY (default: its own default)",
     )
     args = parser.parse_args()
