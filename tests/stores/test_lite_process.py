@@ -219,25 +219,31 @@ async def test_an_open_that_fails_leaves_no_child_behind(tmp_path: Path) -> None
     assert os.path.abspath(path) not in server_manager_instance._servers
 
 
-async def test_the_child_lets_its_client_keep_an_idle_connection_alive(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("lite_process", [True, False], ids=["child", "thread"])
+async def test_lite_lets_its_client_keep_an_idle_connection_alive(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], lite_process: bool
 ) -> None:
     """pymilvus pings every 10 s even with no call in flight. gRPC's server defaults count such
     pings as abuse and close the connection ("too_many_pings") after about 30 s of idleness,
     failing any call that races the close and logging an error in the service. A client
-    pinging far more often (every 200 ms) must keep its connection open and quiet."""
+    pinging far more often (every 200 ms) must keep its connection open and quiet, whether lite
+    serves from a child process or from a thread of this one."""
     import grpc
     from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
     path = tmp_path / "v.db"
-    store = _open(path)
+    store = MilvusVectorStore.connect(
+        str(path), collection="c", dim=DIM, token=None, timeout=10, lite_process=lite_process
+    )
+    entry = server_manager_instance._servers[os.path.abspath(path)]
+    address = entry[0].address if lite_process else f"127.0.0.1:{entry[2]}"
     options = [
         ("grpc.keepalive_time_ms", 200),
         ("grpc.keepalive_timeout_ms", 5000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
     ]
-    channel = grpc.insecure_channel(_child(path).address, options=options)
+    channel = grpc.insecure_channel(address, options=options)
     stub = milvus_pb2_grpc.MilvusServiceStub(channel)
     request = milvus_pb2.HasCollectionRequest(collection_name="c")
     assert stub.HasCollection(request, timeout=10).value

@@ -34,6 +34,7 @@ from .milvus_lite_builds import install_single_thread_builds, install_small_segm
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
+from .milvus_lite_pings import install_welcome_pings
 from .milvus_lite_process import release_own_process, serve_from_child, serve_from_thread
 from .milvus_lite_search import install_fast_search
 from .milvus_lite_tombstones import install_tombstone_gc
@@ -139,6 +140,7 @@ def install_lite_mends(*, fast_search: bool) -> None:
     install_flush_visibility()
     install_returning_pool()
     install_columnar_flush()
+    install_welcome_pings()
 
 
 def open_client(

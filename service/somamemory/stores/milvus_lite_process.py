@@ -217,42 +217,9 @@ def release_own_process(path: str) -> None:
 # ── the child ────────────────────────────────────────────────────────────────────────────
 
 
-# pymilvus pings every 10 s even with no call in flight; gRPC's server defaults take that for
-# abuse and close the connection after about 30 s of idleness ("too_many_pings"), failing any
-# call in flight then and logging an error. Only the service reaches this socket (in its
-# owner-only data directory), so its pings are welcome at any rate.
-_KEEPALIVE_OPTIONS = [
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 0),
-    ("grpc.http2.max_ping_strikes", 0),  # no limit
-]
-
-
-def _build_server(db: Any) -> Any:
-    """Lite's gRPC server (as milvus_lite.adapter.grpc.server builds it), with its client's
-    keepalive pings allowed."""
-    from concurrent import futures
-
-    import grpc
-    from milvus_lite.adapter.grpc import server as lite_server
-    from milvus_lite.adapter.grpc.servicer import MilvusServicer
-    from pymilvus.grpc_gen import milvus_pb2_grpc
-
-    limit = lite_server._MAX_MESSAGE_SIZE
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=lite_server.DEFAULT_MAX_WORKERS),
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            *_KEEPALIVE_OPTIONS,
-        ],
-    )
-    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(db), server)
-    return server
-
-
 def _open_server(path: str) -> tuple[Any, Any, str]:
     """Lite's gRPC server, once the data directory's lock is free, and its address."""
+    from milvus_lite.adapter.grpc import server as lite_server
     from milvus_lite.db import MilvusLite
     from milvus_lite.exceptions import DataDirLockedError
 
@@ -265,7 +232,8 @@ def _open_server(path: str) -> tuple[Any, Any, str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    server = _build_server(db)
+    # lite's own builder, mended to welcome the service's keepalive pings (milvus_lite_pings)
+    server = lite_server._build_server(db, lite_server.DEFAULT_MAX_WORKERS)
     socket = os.path.join(path, SOCKET_NAME)
     if len(socket.encode()) <= _SOCKET_PATH_MAX:
         with contextlib.suppress(FileNotFoundError):
