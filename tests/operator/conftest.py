@@ -159,9 +159,9 @@ async def _emulated(path: pathlib.Path) -> AsyncIterator[Cluster]:
                 await trimmer
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    """The emulated cluster the session's operator runs against."""
+    """The emulated cluster the package's operator runs against."""
     async with _emulated(tmp_path_factory.mktemp("kube") / "config") as emulated:
         yield emulated
 
@@ -231,7 +231,7 @@ class OperatorThread:
         assert not self.errors, self.errors
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Operator]:
@@ -239,7 +239,10 @@ async def operator(
     metrics server on a free port (``metrics_port`` 0) and kopf's liveness endpoint on another.
 
     kopf runs on its own event loop in a thread: at shutdown it cancels every task it did not
-    start, which on a shared loop would include pytest's own fixture finalizers.
+    start, which on a shared loop would include pytest's own fixture finalizers. It stops when
+    the operator tests end, not with the session: its thread would go on drawing from the global
+    ``random`` (kopf picks credentials and jitters with it) while other packages' property tests
+    generate examples.
     """
     path = _write_kubeconfig(cluster.url, tmp_path_factory.mktemp("kopf") / "config")
     memo = kopf_memo(path, metrics_port=0)
