@@ -165,6 +165,17 @@ def unindexed_segments(collection_dir: Path) -> int:
     return missing
 
 
+def segment_rows(collection_dir: Path) -> list[int]:
+    """Rows of each data file of a milvus-lite collection (its segments), largest first."""
+    manifest = json.loads((collection_dir / "manifest.json").read_text())
+    rows = [
+        pq.read_metadata(collection_dir / "partitions" / name / data_file).num_rows
+        for name, partition in manifest["partitions"].items()
+        for data_file in partition["data_files"]
+    ]
+    return sorted(rows, reverse=True)
+
+
 async def _bulk_load(url: str, vectors: np.ndarray, batch: int, clients: int) -> None:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for start in range(0, len(vectors), batch):
@@ -211,6 +222,7 @@ def right_after_load(
         started = time.perf_counter()
         asyncio.run(_bulk_load(url, vectors, batch, clients))
         loaded = time.perf_counter()
+        collection_dir = None
         if pending is None:
             # a new collection's directory carries a suffix after the configured name
             collections = data_dir / "milvus.db" / "collections"
@@ -239,4 +251,5 @@ def right_after_load(
         "found": found[:cut],
         "times": times[:cut],
         "after_times": times[cut:],
+        "segments": segment_rows(collection_dir) if collection_dir else [],
     }

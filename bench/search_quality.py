@@ -54,7 +54,7 @@ import asyncpg
 import httpx
 import numpy as np
 from harness import ADMIN_URL, TOKEN, drop_database, migrated_database, percentiles, serving
-from search_live import right_after_load, under_writes
+from search_live import right_after_load, segment_rows, under_writes
 
 from somamemory.filters import parse_filter
 from somamemory.models import Consistency, Memory
@@ -83,7 +83,12 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarr
     return np.argsort(-scores, axis=1)[:, :k]
 
 
-async def fill_milvus(store: MilvusVectorStore, vectors: np.ndarray) -> float:
+async def fill_milvus(
+    store: MilvusVectorStore, vectors: np.ndarray, *, flush_each: bool = False
+) -> float:
+    """Upsert ``vectors`` 2,000 at a time and flush once at the end (lite then writes a segment
+    per 128 MiB of memtable: 78k + 22k rows at 100k), or after each upsert (``flush_each``: lite's
+    merges then decide the segments, as they do under the service's flush every second)."""
     now = datetime.now(UTC)
     started = time.perf_counter()
     for start in range(0, len(vectors), 2000):
@@ -92,6 +97,8 @@ async def fill_milvus(store: MilvusVectorStore, vectors: np.ndarray) -> float:
             for i in range(start, min(start + 2000, len(vectors)))
         ]
         await store.upsert(batch)
+        if flush_each:
+            await store.flush()
     await store.flush()
     return time.perf_counter() - started
 
@@ -225,6 +232,7 @@ async def _milvus_phase(
     queries: np.ndarray,
     warmup: int,
     repeat: int,
+    flush_each: bool,
 ) -> tuple[float, float, list[list[int]], list[list[float]]]:
     uri = SERVER.get("uri") or str(data_dir / "milvus.db")
     store = MilvusVectorStore.connect(
@@ -236,7 +244,7 @@ async def _milvus_phase(
         index_type=index,
         search_ef=ef,
     )
-    fill_seconds = await fill_milvus(store, vectors)
+    fill_seconds = await fill_milvus(store, vectors, flush_each=flush_each)
     if store.is_lite:
         index_seconds = wait_for_lite_indexes(store)
     else:
@@ -342,7 +350,8 @@ async def busy_runs(
             f"{size:,} right after load: bulk load {got['load_seconds']:.1f}s, index build window "
             f"{got['window_seconds']:.1f}s: {len(during)} searches, HTTP p50/p99 "
             f"{p50:.1f}/{p99:.1f} ms, max {max(during, default=0) * 1000:.0f} ms, recall@10 "
-            f"{recall:.3f}; after the build p50/p99 {after[0]:.1f}/{after[1]:.1f} ms",
+            f"{recall:.3f}; after the build p50/p99 {after[0]:.1f}/{after[1]:.1f} ms"
+            + (f"; segments then {got['segments']} rows" if got["segments"] else ""),
             flush=True,
         )
 
@@ -376,6 +385,7 @@ async def run(
             queries,
             warmup,
             repeat,
+            args is not None and args.preload_flush == "each",
         )
     recall = float(
         np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth, strict=True)])
@@ -383,9 +393,14 @@ async def run(
     per_run = [percentiles(times) for times in runs]
     p50 = statistics.median(p for p, _ in per_run)
     p99 = statistics.median(p for _, p in per_run)
+    layout = ""
+    if not SERVER:  # the collection's directory carries a suffix after the configured name
+        (collection_dir,) = (data_dir / "milvus.db" / "collections").glob(f"{collection}*")
+        layout = f"; segments {segment_rows(collection_dir)} rows"
     print(
         f"{size:,}: index build wait {index_seconds:.1f}s; in-process p50/p99 per run: "
-        + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in per_run),
+        + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in per_run)
+        + layout,
         flush=True,
     )
     result = {
@@ -458,6 +473,14 @@ def main() -> None:
         "--right-after-load",
         action="store_true",
         help="also time HTTP searches from the end of a bulk load until the index build ends",
+    )
+    parser.add_argument(
+        "--preload-flush",
+        choices=("end", "each"),
+        default="end",
+        help="flush the preloaded vectors once at the end (default: milvus-lite writes a segment "
+        "per 128 MiB of memtable), or after each upsert of 2,000 (lite's merges then decide the "
+        "segments, as under the service's flush every second)",
     )
     parser.add_argument(
         "--lite-in-thread",
