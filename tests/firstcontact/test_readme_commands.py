@@ -107,6 +107,19 @@ def first_contact(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             proc.terminate()
 
 
+def test_readme_command_one_starts_without_alarming_output(
+    first_contact: tuple[str, Path, Path],
+) -> None:
+    """A newcomer reads what the command prints: the token, the service's own lines. No
+    exception text or warning from a dependency (faiss's search for CPU-specific builds it
+    lacks, platformdirs' missing runtime directory) that looks like a failure."""
+    _, checkout, _ = first_contact
+    output = (checkout.parent / "first-contact.log").read_text()
+    started = output[output.index("Waiting for application startup") :]
+    for alarming in ("Traceback", "Error(", "Warning:", "ERROR"):
+        assert alarming not in started, started
+
+
 def _auth(checkout: Path) -> dict[str, str]:
     token = (checkout / ".somamemory" / "api_token").read_text().strip()
     return {"Authorization": f"Bearer {token}"}
