@@ -158,7 +158,10 @@ async def _open_postgres(
 
 async def _open_redis(settings: Settings) -> Client | None:
     if not settings.redis_configured:
-        log.warning("Redis is not configured: %s", _without_redis(settings))
+        # the embedded default means to run without it; a deployment with its own PostgreSQL
+        # most likely meant to have Redis too
+        level = logging.WARNING if settings.postgres_configured else logging.INFO
+        log.log(level, "Redis is not configured: %s", _without_redis(settings))
         return None
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     try:
