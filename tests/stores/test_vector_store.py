@@ -196,14 +196,12 @@ def _fast_only(tmp_path: Path, collection: str, monkeypatch: pytest.MonkeyPatch)
 
 def _index_segments(monkeypatch: pytest.MonkeyPatch, segments: str) -> None:
     """Give every segment a vector index ("indexed"), or none, so all are searched exactly
-    ("exact"; the default does so below a size these tests' segments never reach). Indexed
-    segments stay apart (not merged into one graph), so searches read several."""
-    from somamemory.stores import milvus_lite_builds, milvus_lite_consolidate
+    ("exact"; the default does so below a size these tests' segments never reach)."""
+    from somamemory.stores import milvus_lite_builds
 
     monkeypatch.setattr(
         milvus_lite_builds, "EXACT_SEARCH_MAX_ROWS", 0 if segments == "indexed" else 10**9
     )
-    monkeypatch.setattr(milvus_lite_consolidate, "consolidate", lambda _collection: 0)
 
 
 def _lite_collection(store: MilvusVectorStore):  # type: ignore[no-untyped-def]
@@ -392,48 +390,6 @@ async def test_only_segments_of_some_size_get_a_vector_index_and_all_are_found(
     try:
         assert indexed_by_size(reopened) == {60: False, 150: True}
         assert await found_first(reopened, "small note 42") == "42.0"
-    finally:
-        await reopened.close()
-
-
-async def test_a_partition_s_indexed_segments_become_one_graph_indexed_before_it_is_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A search walks one graph per indexed segment: two of a partition are merged into one,
-    which has its index when it replaces them. The merge keeps each key's newest version and
-    drops deleted rows, and the store answers as before, reopened too."""
-    from somamemory.stores import milvus_lite_builds
-
-    monkeypatch.setattr(milvus_lite_builds, "EXACT_SEARCH_MAX_ROWS", 100)
-
-    def segments(store: MilvusVectorStore) -> list[tuple[int, bool]]:
-        col = _lite_collection(store)
-        col._wait_for_bg()
-        return [(seg.num_rows, "vector" in seg.indexes) for seg in col._segments_snapshot()]
-
-    async def found_first(store: MilvusVectorStore, text: str) -> str:
-        return (await _search(store, "a", text, k=1))[0][0]
-
-    store = _open_lite(tmp_path, "merged")
-    try:
-        await _put(store, *[_memory("a", f"{i}.0", text=f"first note {i}") for i in range(150)])
-        await store.flush()
-        second = [_memory("a", f"{i}.0", text=f"second note {i}") for i in range(150, 300)]
-        await _put(store, *second)
-        await _put(store, _memory("a", "7.0", text="seven, written again"))
-        await store.delete("a", ["8.0"])
-        await store.flush()
-        assert segments(store) == [(299, True)]  # 150 + 151 rows: 7.0 once, 8.0 gone
-        assert await found_first(store, "first note 17") == "17.0"
-        assert await found_first(store, "second note 170") == "170.0"
-        assert await found_first(store, "seven, written again") == "7.0"
-        assert "8.0" not in [coord for coord, _ in await _search(store, "a", "first note 8")]
-    finally:
-        await store.close()
-    reopened = _open_lite(tmp_path, "merged")
-    try:
-        assert segments(reopened) == [(299, True)]
-        assert await found_first(reopened, "first note 42") == "42.0"
     finally:
         await reopened.close()
 

@@ -31,7 +31,6 @@ from .collection_identity import IDENTITY_PROPERTY, identity_text
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds, install_small_segments_unindexed
-from .milvus_lite_consolidate import install_consolidation
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
@@ -42,10 +41,9 @@ from .milvus_lite_tombstones import install_tombstone_gc
 from .milvus_sessions import NamespaceSessions, last_write_timestamp
 
 log = logging.getLogger(__name__)
-# HNSW search ef: at 100k clustered 384-dim vectors in one graph (milvus-lite merges a
-# partition's indexed segments into one), recall@10 0.927 at 512, 0.955 at 640, 0.974 at 768
-# (bench/segment_layout.py); a search of that graph at 640 takes ~2 ms.
-DEFAULT_SEARCH_EF = 640
+# HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
+# (bench/search_quality.py); the search itself stays ~1-3 ms of a ~13 ms milvus-lite query.
+DEFAULT_SEARCH_EF = 512
 _CONSISTENCY: dict[Consistency, str] = {
     "strong": "Strong",
     "session": "Session",
@@ -88,7 +86,7 @@ def vector_id(namespace: str, coord: str) -> str:
 
 
 # efConstruction 64 (not 200): milvus-lite rebuilds whole segments after every merge, and 64 built
-# them at a third of the CPU for 0.6 points of recall@10 at 50k, which search ef makes up.
+# them at a third of the CPU for 0.6 points of recall@10 at 50k, which search ef (512) makes up.
 _INDEX_PARAMS: dict[str, dict[str, int]] = {
     "HNSW": {"M": 16, "efConstruction": 64},
     "HNSW_SQ": {"M": 16, "efConstruction": 64},
@@ -138,7 +136,6 @@ def install_lite_mends(*, fast_search: bool) -> None:
         install_fast_search()
         install_small_segments_unindexed()  # their exact search is the fast executor's
     install_single_thread_builds()
-    install_consolidation()  # after: it runs on the thread the builds were given
     install_tombstone_gc()  # before: the segments published after a refresh are its result
     install_flush_visibility()
     install_returning_pool()
