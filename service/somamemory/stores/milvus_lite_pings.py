@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from somamemory.stores.milvus_lite_patch import patch
+from .milvus_lite_patch import patch
 
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
