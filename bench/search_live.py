@@ -11,7 +11,7 @@ import asyncio
 import json
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,16 +146,27 @@ def under_writes(
 # ── right after a bulk load ───────────────────────────────────────────────────────────────
 
 
+def lite_collection_dir(data_dir: Path, collection: str) -> Path:
+    """A milvus-lite collection's directory (it carries a suffix after the configured name)."""
+    (found,) = (data_dir / "milvus.db" / "collections").glob(f"{collection}*")
+    return found
+
+
+def _partitions(collection_dir: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Each partition's directory and the data files (segments) the manifest names in it."""
+    manifest = json.loads((collection_dir / "manifest.json").read_text())
+    for name, partition in manifest["partitions"].items():
+        yield collection_dir / "partitions" / name, partition["data_files"]
+
+
 def unindexed_segments(collection_dir: Path) -> int:
     """Data files of the collection that should have a vector index sidecar and do not yet
     (milvus-lite 3.2 layout; segments the service searches exactly have none)."""
     try:
-        manifest = json.loads((collection_dir / "manifest.json").read_text())
         missing = 0
-        for name, partition in manifest["partitions"].items():
-            files = collection_dir / "partitions" / name
+        for files, data_files in _partitions(collection_dir):
             built = {p.name.split(".", 1)[0] for p in (files / "indexes").glob("*.vector.*")}
-            for data_file in partition["data_files"]:
+            for data_file in data_files:
                 if Path(data_file).stem in built:
                     continue
                 rows = pq.read_metadata(files / data_file).num_rows
@@ -167,11 +178,10 @@ def unindexed_segments(collection_dir: Path) -> int:
 
 def segment_rows(collection_dir: Path) -> list[int]:
     """Rows of each data file of a milvus-lite collection (its segments), largest first."""
-    manifest = json.loads((collection_dir / "manifest.json").read_text())
     rows = [
-        pq.read_metadata(collection_dir / "partitions" / name / data_file).num_rows
-        for name, partition in manifest["partitions"].items()
-        for data_file in partition["data_files"]
+        pq.read_metadata(files / data_file).num_rows
+        for files, data_files in _partitions(collection_dir)
+        for data_file in data_files
     ]
     return sorted(rows, reverse=True)
 
@@ -224,9 +234,7 @@ def right_after_load(
         loaded = time.perf_counter()
         collection_dir = None
         if pending is None:
-            # a new collection's directory carries a suffix after the configured name
-            collections = data_dir / "milvus.db" / "collections"
-            (collection_dir,) = collections.glob(f"{collection}*")
+            collection_dir = lite_collection_dir(data_dir, collection)
             pending = lambda: unindexed_segments(collection_dir)  # noqa: E731
         indexed_since: float | None = None
         q = 0

@@ -54,7 +54,7 @@ import asyncpg
 import httpx
 import numpy as np
 from harness import ADMIN_URL, TOKEN, drop_database, migrated_database, percentiles, serving
-from search_live import right_after_load, segment_rows, under_writes
+from search_live import lite_collection_dir, right_after_load, segment_rows, under_writes
 
 from somamemory.filters import parse_filter
 from somamemory.models import Consistency, Memory
@@ -394,9 +394,8 @@ async def run(
     p50 = statistics.median(p for p, _ in per_run)
     p99 = statistics.median(p for _, p in per_run)
     layout = ""
-    if not SERVER:  # the collection's directory carries a suffix after the configured name
-        (collection_dir,) = (data_dir / "milvus.db" / "collections").glob(f"{collection}*")
-        layout = f"; segments {segment_rows(collection_dir)} rows"
+    if not SERVER:
+        layout = f"; segments {segment_rows(lite_collection_dir(data_dir, collection))} rows"
     print(
         f"{size:,}: index build wait {index_seconds:.1f}s; in-process p50/p99 per run: "
         + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in per_run)
