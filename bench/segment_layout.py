@@ -2,9 +2,12 @@
 split the way milvus-lite's bulk load leaves them (its memtable flushes at 128 MiB, ~78k rows at
 384 dims, and the rest becomes a second segment), each graph searched at ``ef`` and the answers
 merged, as the store's executor does. faiss alone, one thread, the store's HNSW parameters;
-per-query p50 and recall@10 against exact search.
+per-query p50 and recall@10 against exact search, and the split graphs' build time. ``--storage``
+compares the vectors a graph keeps: float32 (faiss's ``IndexHNSWFlat``, lite's own) and float16
+(the store's milvus-lite graphs).
 
     python bench/segment_layout.py --rows 100000 --split 78000 --ef 512 768
+    python bench/segment_layout.py --storage float32 float16 --ef 512 576 640
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import numpy as np
 from search_quality import dataset, exact_top
 
 from somamemory.stores.milvus import _INDEX_PARAMS as INDEX_PARAMS
+from somamemory.stores.milvus_lite_half import half_precision_graph
 
 
-def _graph(vectors: np.ndarray) -> faiss.IndexHNSWFlat:
+def _graph(vectors: np.ndarray, storage: str = "float32") -> faiss.IndexHNSW:
     params = INDEX_PARAMS["HNSW"]
+    if storage == "float16":
+        return half_precision_graph(vectors, params["M"], params["efConstruction"])
     index = faiss.IndexHNSWFlat(vectors.shape[1], params["M"], faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = params["efConstruction"]
     index.add(vectors)
@@ -28,7 +34,7 @@ def _graph(vectors: np.ndarray) -> faiss.IndexHNSWFlat:
 
 
 def _search(
-    graphs: list[tuple[faiss.IndexHNSWFlat, int]], queries: np.ndarray, ef: int
+    graphs: list[tuple[faiss.IndexHNSW, int]], queries: np.ndarray, ef: int
 ) -> tuple[float, list[list[int]]]:
     """p50 ms of one query over every graph (answers merged), and the top-10 ids."""
     times, found = [], []
@@ -52,17 +58,21 @@ def main() -> None:
     parser.add_argument("--split", type=int, default=78_000, help="rows in the first segment")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--ef", type=int, nargs="+", default=[512, 768])
+    parser.add_argument("--storage", nargs="+", choices=("float32", "float16"), default=["float32"])
     args = parser.parse_args()
     vectors, queries = dataset(args.rows, args.queries)
     truth = exact_top(vectors, queries)
-    layouts = {
-        f"{args.split:,} + {args.rows - args.split:,}": [
-            (_graph(vectors[: args.split]), 0),
-            (_graph(vectors[args.split :]), args.split),
-        ],
-        f"one graph of {args.rows:,}": [(_graph(vectors), 0)],
-    }
     faiss.omp_set_num_threads(1)
+    layouts: dict[str, list[tuple[faiss.IndexHNSW, int]]] = {}
+    for storage in args.storage:
+        started = time.perf_counter()
+        split = [(_graph(vectors[: args.split], storage), 0)]
+        split.append((_graph(vectors[args.split :], storage), args.split))
+        built = time.perf_counter() - started
+        name = f"{storage}, {args.split:,} + {args.rows - args.split:,}"
+        print(f"{name}: built in {built:.1f} s", flush=True)
+        layouts[name] = split
+        layouts[f"{storage}, one graph of {args.rows:,}"] = [(_graph(vectors, storage), 0)]
     for ef in args.ef:
         for name, graphs in layouts.items():
             p50, found = _search(graphs, queries, ef)

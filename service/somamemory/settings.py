@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     milvus_index: Literal["HNSW", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW_SQ", "AUTOINDEX"] = "HNSW"
-    milvus_search_ef: int = Field(512, ge=1, le=32768)
+    milvus_search_ef: int = Field(576, ge=1, le=32768)
     # how fresh a search's view of Milvus is unless the request asks otherwise (README:
     # "Consistency of search"); a Milvus server makes "strong" wait for its next time tick
     milvus_consistency: Consistency = "session"

@@ -32,6 +32,7 @@ from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds, install_small_segments_unindexed
 from .milvus_lite_flush import install_flush_visibility
+from .milvus_lite_half import install_half_precision_graphs
 from .milvus_lite_memory import install_returning_pool
 from .milvus_lite_memtable import install_columnar_flush
 from .milvus_lite_pings import install_welcome_pings
@@ -41,9 +42,10 @@ from .milvus_lite_tombstones import install_tombstone_gc
 from .milvus_sessions import NamespaceSessions, last_write_timestamp
 
 log = logging.getLogger(__name__)
-# HNSW search ef: 128 gave recall@10 0.80 at 100k clustered 384-dim vectors, 512 gives 0.977
-# (bench/search_quality.py); the search itself stays ~1-3 ms of a ~13 ms milvus-lite query.
-DEFAULT_SEARCH_EF = 512
+# HNSW search ef (Settings.milvus_search_ef's default too): at 100k clustered 384-dim vectors in
+# milvus-lite's two graphs, ef 128 gave recall@10 0.80, 512 0.947-0.950, 576 0.95+
+# (bench/search_quality.py); a graph's search stays ~1-2 ms of the query.
+DEFAULT_SEARCH_EF = 576
 _CONSISTENCY: dict[Consistency, str] = {
     "strong": "Strong",
     "session": "Session",
@@ -86,7 +88,7 @@ def vector_id(namespace: str, coord: str) -> str:
 
 
 # efConstruction 64 (not 200): milvus-lite rebuilds whole segments after every merge, and 64 built
-# them at a third of the CPU for 0.6 points of recall@10 at 50k, which search ef (512) makes up.
+# them at a third of the CPU for 0.6 points of recall@10 at 50k, which search ef makes up.
 _INDEX_PARAMS: dict[str, dict[str, int]] = {
     "HNSW": {"M": 16, "efConstruction": 64},
     "HNSW_SQ": {"M": 16, "efConstruction": 64},
@@ -136,6 +138,7 @@ def install_lite_mends(*, fast_search: bool) -> None:
         install_fast_search()
         install_small_segments_unindexed()  # their exact search is the fast executor's
     install_single_thread_builds()
+    install_half_precision_graphs()
     install_tombstone_gc()  # before: the segments published after a refresh are its result
     install_flush_visibility()
     install_returning_pool()

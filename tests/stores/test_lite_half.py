@@ -1,0 +1,86 @@
+"""milvus-lite's cosine HNSW graphs store float16 vectors: they find what a float32 graph finds,
+score within float16's precision of exact, survive a save and a load, and leave other metrics'
+graphs as lite builds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from somamemory.stores.milvus_lite_half import install_half_precision_graphs
+from somamemory.stores.milvus_lite_search import _lite_hnsw_masked
+
+PARAMS = {"M": 16, "efConstruction": 64}
+
+
+@pytest.fixture(scope="module")
+def lite_index() -> type:
+    install_half_precision_graphs()
+    from milvus_lite.index.faiss_hnsw import FaissHnswIndex
+
+    return FaissHnswIndex
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(50, 64))
+    vectors = centres[rng.integers(0, 50, 4000)] + 0.5 * rng.normal(size=(4000, 64))
+    queries = vectors[rng.integers(0, 4000, 40)] + 0.2 * rng.normal(size=(40, 64))
+    return vectors.astype(np.float32), queries.astype(np.float32)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _recall_and_score_error(index: object, vectors: np.ndarray, queries: np.ndarray) -> tuple:
+    ids, dists = index.search(queries, 10, params={"ef": 128})  # type: ignore[attr-defined]
+    exact_scores = _unit(queries) @ _unit(vectors).T
+    truth = np.argsort(-exact_scores, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)])
+    error = max(
+        float(np.abs((1.0 - dists[q]) - exact_scores[q, ids[q]]).max()) for q in range(len(ids))
+    )
+    return recall, error
+
+
+def test_a_cosine_graph_stores_half_precision_and_finds_what_exact_search_finds(
+    lite_index: type,
+) -> None:
+    vectors, queries = _data()
+    index = lite_index.build(vectors, "COSINE", PARAMS)
+    graph = faiss.downcast_index(index._index)
+    assert isinstance(graph, faiss.IndexHNSWSQ)
+    assert faiss.downcast_index(graph.storage).sq.qtype == faiss.ScalarQuantizer.QT_fp16
+    recall, error = _recall_and_score_error(index, vectors, queries)
+    assert recall >= 0.97
+    assert error < 2e-3  # a score is the float32 one to float16's precision
+
+
+def test_a_half_precision_graph_searches_with_a_mask_and_reloads_the_same(
+    lite_index: type, tmp_path: Path
+) -> None:
+    """The executor's masked search (a bitmap) works on it, and lite's save and load keep it."""
+    vectors, queries = _data()
+    index = lite_index.build(vectors, "COSINE", PARAMS)
+    mask = np.random.default_rng(1).random(len(vectors)) < 0.5
+    ids, _ = _lite_hnsw_masked(index, queries, 10, mask, {"ef": 128}) or (None, None)
+    assert ids is not None and (ids >= 0).all()
+    assert mask[ids].all()  # never an excluded row
+    index.save(str(tmp_path / "graph"))
+    loaded = lite_index.load(str(tmp_path / "graph"), "COSINE", vectors.shape[1])
+    assert isinstance(faiss.downcast_index(loaded._index), faiss.IndexHNSWSQ)
+    before = index.search(queries, 10, params={"ef": 128})
+    after = loaded.search(queries, 10, params={"ef": 128})
+    assert before[0].tolist() == after[0].tolist()
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+def test_other_metrics_keep_lite_s_float32_graph(lite_index: type, metric: str) -> None:
+    """Their vectors are not unit length: float16 could lose them (beyond 65,504)."""
+    vectors, _ = _data()
+    index = lite_index.build(vectors, metric, PARAMS)
+    assert isinstance(faiss.downcast_index(index._index), faiss.IndexHNSWFlat)
