@@ -206,3 +206,26 @@ async def test_a_legacy_collection_of_an_unknown_embedder_stays_unknown(
         assert (await catalogue.family("legacy"))[0].identity is None  # nothing recorded
     finally:
         await catalogue.close()
+
+
+async def test_workers_recording_one_collection_s_embedder_at_once_all_succeed(
+    tmp_path: Path,
+) -> None:
+    """Every worker of a new deployment records the embedder of the empty collection it finds
+    at startup. The milvus-lite server writes a collection's properties through one temporary
+    file, so two records at the same moment failed one of them, and that worker did not start."""
+    import asyncio
+
+    server = MilvusLiteServer(tmp_path / "milvus", free_port()).start()
+    catalogues = [_catalogue(server.uri) for _ in range(4)]
+    try:
+        for round_ in range(8):
+            name = f"w_{round_}_{uuid.uuid4().hex[:8]}"
+            catalogues[0].open(name, dim=32)  # created without an identity, as a legacy one
+            await asyncio.gather(*(catalogue.record(name, HASH32) for catalogue in catalogues))
+            (facts,) = [f for f in await catalogues[0].family(name) if f.name == name]
+            assert facts.identity == HASH32
+    finally:
+        for catalogue in catalogues:
+            await catalogue.close()
+        server.stop()

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
+
+from pymilvus.exceptions import MilvusException
 
 from ..models import Consistency, EmbedderInfo
 from .collection_identity import (
@@ -27,6 +30,7 @@ from .milvus import (
 )
 
 log = logging.getLogger(__name__)
+RECORD_ATTEMPTS = 4
 
 
 class MilvusCatalogue:
@@ -113,11 +117,24 @@ class MilvusCatalogue:
 
     @_translated
     async def record(self, name: str, info: EmbedderInfo) -> None:
-        await asyncio.to_thread(
-            self._client.alter_collection_properties,
-            name,
-            properties={IDENTITY_PROPERTY: identity_text(info)},
-        )
+        await asyncio.to_thread(self._record, name, identity_text(info))
+
+    def _record(self, name: str, text: str) -> None:
+        """Record ``text`` as ``name``'s identity. Every worker of a deployment may record the
+        same one at startup: the milvus-lite server writes a collection's properties through one
+        temporary file, so records at the same moment fail all but one. A failed record that
+        finds ``text`` recorded is done; otherwise it is tried again, a few times."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                self._client.alter_collection_properties(name, properties={IDENTITY_PROPERTY: text})
+                return
+            except MilvusException:
+                properties = self._client.describe_collection(name).get("properties") or {}
+                if properties.get(IDENTITY_PROPERTY) == text:
+                    return
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @_translated
     async def drop(self, name: str) -> None:
