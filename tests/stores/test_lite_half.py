@@ -4,6 +4,7 @@ graphs as lite builds them."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import faiss
@@ -84,3 +85,41 @@ def test_other_metrics_keep_lite_s_float32_graph(lite_index: type, metric: str) 
     vectors, _ = _data()
     index = lite_index.build(vectors, metric, PARAMS)
     assert isinstance(faiss.downcast_index(index._index), faiss.IndexHNSWFlat)
+
+
+def test_a_segment_waiting_for_its_graph_is_scanned_in_half_precision_with_exact_answers() -> None:
+    """A segment large enough for a graph is searched exactly until lite has built it: through
+    its float16 copy once a background thread has made it (the first search does not wait for
+    it), the best candidates scored again in float32. Before and after the copy, the answer is
+    exact search's (rows, order and distances), with a mask too; the copy is dropped once the
+    graph is there."""
+    from somamemory.stores import milvus_lite_segments as memo
+    from somamemory.stores.milvus_lite_search import HALF_SCAN_MIN_ROWS, _lite_brute_force
+
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(200, 64))
+    vectors = centres[rng.integers(0, 200, HALF_SCAN_MIN_ROWS + 500)]
+    vectors = (vectors + 0.4 * rng.normal(size=vectors.shape)).astype(np.float32)
+    queries = (vectors[rng.integers(0, len(vectors), 30)] + 0.1).astype(np.float32)
+    scores = _unit(queries) @ _unit(vectors).T
+    masks = (None, rng.random(len(vectors)) < 0.6)
+
+    def answers_exactly() -> None:
+        for mask in masks:
+            masked = scores if mask is None else np.where(mask, scores, -np.inf)
+            truth = np.argsort(-masked, axis=1, kind="stable")[:, :10]
+            ids, dists = _lite_brute_force(queries, vectors, 10, mask, "COSINE") or (None, None)
+            assert ids is not None and dists is not None
+            assert ids.tolist() == truth.tolist()
+            exact = 1.0 - np.take_along_axis(masked, truth, axis=1)
+            assert np.allclose(dists, exact, atol=1e-5)
+
+    assert memo.half_scans.peek(vectors, "half-scan") is None
+    answers_exactly()  # in float32: the copy is being made meanwhile
+    deadline = time.monotonic() + 60
+    while memo.half_scans.peek(vectors, "half-scan") is None:
+        assert time.monotonic() < deadline, "the float16 copy was never made"
+        time.sleep(0.05)
+    answers_exactly()  # through the copy
+    memo.drop_half_scan(vectors)
+    assert memo.half_scans.peek(vectors, "half-scan") is None

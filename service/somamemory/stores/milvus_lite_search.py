@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from somamemory.stores import milvus_lite_segments as segments_memo
+from somamemory.stores.milvus_lite_builds import EXACT_SEARCH_MAX_ROWS
 from somamemory.stores.milvus_lite_flush import ReadAlone, pinned_memtables, pinned_view_executors
+from somamemory.stores.milvus_lite_half import RESCORED, HalfPrecisionScan
 from somamemory.stores.milvus_lite_patch import patch
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,11 @@ _lite_original: Callable[..., Any] | None = None
 # is searched by brute force. milvus-lite's BruteForceIndex copies the whole matrix, normalizes
 # the copy and only then multiplies (four passes and ~2x the segment in temporaries per query:
 # ~150 ms at 100k x 384, ~240 ms with a mask); here the candidate norms are computed once per
-# segment and a query is one matrix-vector product over the segment's own array (~20 ms).
+# segment and a query is one matrix-vector product over the segment's own array (~20 ms). A
+# segment large enough to get an index (one waiting for it) is scanned in float16 instead, once
+# its copy is made (off the search's path), and its best candidates are scored again in float32
+# (``milvus_lite_half``).
+HALF_SCAN_MIN_ROWS = EXACT_SEARCH_MAX_ROWS
 
 
 def _lite_brute_force(
@@ -63,6 +69,9 @@ def _lite_brute_force(
     if metric == "COSINE":
         q_norms = np.linalg.norm(queries, axis=1, keepdims=True)
         unit = queries / np.where(q_norms == 0, 1.0, q_norms)
+        scan = segments_memo.half_scan(vectors) if n >= HALF_SCAN_MIN_ROWS else None
+        if scan is not None and top_k * RESCORED < valid:
+            return _rescored(scan, unit, vectors, top_k, mask, ids, dists)
         scores = (unit @ vectors.T) * segments_memo.inverse_norm(vectors)
         np.subtract(1.0, scores, out=scores)
         np.maximum(scores, 0.0, out=scores)
@@ -77,6 +86,28 @@ def _lite_brute_force(
         order = part[np.argsort(row[part], kind="stable")][:k]
         ids[q, :k] = order
         dists[q, :k] = row[order]
+    return ids, dists
+
+
+def _rescored(
+    scan: HalfPrecisionScan,
+    unit: np.ndarray,
+    vectors: np.ndarray,
+    top_k: int,
+    mask: np.ndarray | None,
+    ids: np.ndarray,
+    dists: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cosine top-k of a large segment: candidates from its float16 copy, scored again
+    from its float32 vectors (``milvus_lite_half``); fills and returns ``ids`` and ``dists``."""
+    inverse = segments_memo.inverse_norm(vectors)
+    rows = scan.candidates(unit, top_k * RESCORED, mask)
+    for q in range(unit.shape[0]):
+        found = rows[q][rows[q] >= 0]
+        distance = np.maximum(1.0 - (vectors[found] @ unit[q]) * inverse[found], 0.0)
+        order = np.argsort(distance, kind="stable")[:top_k]
+        ids[q, : len(order)] = found[order]
+        dists[q, : len(order)] = distance[order]
     return ids, dists
 
 
@@ -254,6 +285,8 @@ def _lite_execute_search(
         found = None
         if index is None and segment:
             found = _lite_brute_force(query_vectors, vectors, top_k, valid_mask, metric_type)
+        elif segment and len(vectors) >= HALF_SCAN_MIN_ROWS:
+            segments_memo.drop_half_scan(vectors)  # its graph has come: the copy is not needed
         if found is None and index is None:  # the memtable: small, and ties break as lite's
             index = BruteForceIndex.build(vectors, metric_type)
         if found is None and valid_mask is not None:

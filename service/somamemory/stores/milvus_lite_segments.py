@@ -1,33 +1,47 @@
 """What milvus-lite 3.2 recomputes on every search, computed once per immutable segment.
 
 Used by the search executor in ``milvus_lite_search``. A segment never changes once published, so
-its filter masks, vector norms and, per set of segments, which of its rows are the newest
-version of their pk, are the same for every search until the segment set changes. Entries are
-keyed by object identity and hold only a weak reference to what they describe: a dead segment's
-entry is never reused for a new object at the same address, and never keeps a dropped segment's
-vectors alive.
+its filter masks, vector norms, float16 copy for exact scans and, per set of segments, which of
+its rows are the newest version of their pk, are the same for every search until the segment set
+changes. Entries are keyed by object identity and hold only a weak reference to what they
+describe: a dead segment's entry is never reused for a new object at the same address, and never
+keeps a dropped segment's vectors alive.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+from .milvus_lite_half import HalfPrecisionScan
+
 _FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
 _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
+# float16 copies of segments waiting for their HNSW graph (two bytes a value: 87k rows of 384
+# dims); dropped once the graph is there
+_HALF_SCAN_BYTES = 64 << 20
 _BATCH_BYTES = 32 << 20  # memtable batches' vectors and masks: ~20,000 rows of 384 dims
 # newest-row masks kept for this many sets of segments: the last one (what the next set is
 # derived from) and the one before, for a search still reading it; each holds its segments'
 # pk_to_row dicts (~10 MB per 100k rows), so a merged-away segment's go with the next change
 _SEGMENT_SETS = 2
+
+
+class _Measured(Protocol):
+    @property
+    def nbytes(self) -> int: ...
+
+
+Value = TypeVar("Value", bound=_Measured)
 
 
 class IdentityMemo:
@@ -39,14 +53,22 @@ class IdentityMemo:
         self._lock = threading.RLock()  # a weakref callback may run inside a locked section
         self._entries: OrderedDict[tuple[int, Hashable], tuple[Any, Any, int]] = OrderedDict()
 
-    def get(self, owner: Any, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """``compute()``'s answer for ``owner`` (cached under ``key``)."""
+    def peek(self, owner: Any, key: Hashable) -> Any:
+        """The value kept for ``owner`` under ``key``, or None."""
         slot = (id(owner), key)
         with self._lock:
             hit = self._entries.get(slot)
             if hit is not None and hit[0]() is owner:
                 self._entries.move_to_end(slot)
-                return hit[1]  # type: ignore[no-any-return]
+                return hit[1]
+        return None
+
+    def get(self, owner: Any, key: Hashable, compute: Callable[[], Value]) -> Value:
+        """``compute()``'s answer for ``owner`` (cached under ``key``)."""
+        kept = self.peek(owner, key)
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
+        slot = (id(owner), key)
         value = compute()
         size = int(value.nbytes)
         if size > self._max_bytes:
@@ -67,6 +89,14 @@ class IdentityMemo:
                 self._drop(next(iter(self._entries)))
         return value
 
+    def discard(self, owner: Any, key: Hashable) -> None:
+        """Forget ``owner``'s value under ``key``, if kept."""
+        slot = (id(owner), key)
+        with self._lock:
+            entry = self._entries.get(slot)
+            if entry is not None and entry[0]() is owner:
+                self._drop(slot)
+
     def _drop(self, slot: tuple[int, Hashable]) -> None:
         self._bytes -= self._entries.pop(slot)[2]
 
@@ -76,6 +106,7 @@ class IdentityMemo:
 
 filter_masks = IdentityMemo(_FILTER_BYTES)
 inverse_norms = IdentityMemo(_NORM_BYTES)
+half_scans = IdentityMemo(_HALF_SCAN_BYTES)
 
 
 def filter_key(compiled: Any) -> Hashable | None:
@@ -103,6 +134,49 @@ def inverse_norm(vectors: np.ndarray) -> np.ndarray:
         return np.divide(1.0, norms, out=ones, where=norms != 0).astype(np.float32)
 
     return inverse_norms.get(vectors, "inverse-norms", compute)
+
+
+_HALF_SCAN = "half-scan"
+_copying: set[int] = set()  # ids of the vectors whose copy is being made
+_copying_lock = threading.Lock()
+_copier: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def half_scan(vectors: np.ndarray) -> HalfPrecisionScan | None:
+    """``vectors``' float16 copy for exact scans (``milvus_lite_half``), or None until it is
+    made: the first search of a segment asks for it, and one background thread makes it (~0.1
+    s at 68k rows of 384 dims, far more on a busy machine), so no search waits for it."""
+    global _copier
+    kept = half_scans.peek(vectors, _HALF_SCAN)
+    if kept is not None:
+        return kept  # type: ignore[no-any-return]
+    with _copying_lock:
+        if id(vectors) in _copying:
+            return None
+        _copying.add(id(vectors))
+        if _copier is None:
+            _copier = concurrent.futures.ThreadPoolExecutor(1, "lite-half-scan")
+        copier = _copier
+
+    def make() -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this thread's: the copy takes one core, not every one
+        try:
+            half_scans.get(
+                vectors, _HALF_SCAN, lambda: HalfPrecisionScan(vectors, inverse_norm(vectors))
+            )
+        finally:
+            with _copying_lock:
+                _copying.discard(id(vectors))
+
+    copier.submit(make)
+    return None
+
+
+def drop_half_scan(vectors: np.ndarray) -> None:
+    """Forget ``vectors``' float16 copy: their segment has its graph now."""
+    half_scans.discard(vectors, _HALF_SCAN)
 
 
 # ── which rows are the newest version of their pk, per set of segments ───────────────────
