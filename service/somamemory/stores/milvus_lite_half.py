@@ -102,12 +102,20 @@ class HalfPrecisionScan:
 
     def candidates(self, unit_queries: np.ndarray, count: int, mask: np.ndarray | None) -> Any:
         """Row ids of the ``count`` best rows per query (-1 pads), ``mask``'s rows only."""
-        faiss = self._faiss
-        params = None
+        params = bitmap = None
         if mask is not None:
-            bitmap = np.packbits(mask, bitorder="little")  # must outlive the search
-            selector = faiss.IDSelectorBitmap(mask.shape[0], faiss.swig_ptr(bitmap))
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[attr-defined]
+            selector, bitmap = row_selector(mask)
+            params = self._faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         queries = np.ascontiguousarray(unit_queries, dtype=np.float32)
         _, ids = self._index.search(queries, count, params=params)
+        del bitmap  # read by the search until here
         return ids
+
+
+def row_selector(mask: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A faiss selector of ``mask``'s rows, as a bitmap, and the bitmap it reads, which must
+    be kept until the search has ended."""
+    import faiss
+
+    bitmap = np.packbits(mask, bitorder="little")
+    return faiss.IDSelectorBitmap(mask.shape[0], faiss.swig_ptr(bitmap)), bitmap

@@ -21,7 +21,7 @@ import numpy as np
 from somamemory.stores import milvus_lite_segments as segments_memo
 from somamemory.stores.milvus_lite_builds import EXACT_SEARCH_MAX_ROWS
 from somamemory.stores.milvus_lite_flush import ReadAlone, pinned_memtables, pinned_view_executors
-from somamemory.stores.milvus_lite_half import RESCORED, HalfPrecisionScan
+from somamemory.stores.milvus_lite_half import RESCORED, HalfPrecisionScan, row_selector
 from somamemory.stores.milvus_lite_patch import patch
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,7 @@ def _lite_hnsw_masked(
         queries = queries / np.where(norms == 0, 1.0, norms)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     ef = int((params or {}).get("ef", 64))
-    bitmap = np.packbits(valid_mask, bitorder="little")  # must outlive the search
-    selector = faiss.IDSelectorBitmap(valid_mask.shape[0], faiss.swig_ptr(bitmap))
+    selector, bitmap = row_selector(valid_mask)
     found_dists, found_ids = faiss_index.search(
         queries,
         top_k,
