@@ -69,8 +69,9 @@ def _lite_brute_force(
     if metric == "COSINE":
         q_norms = np.linalg.norm(queries, axis=1, keepdims=True)
         unit = queries / np.where(q_norms == 0, 1.0, q_norms)
-        scan = segments_memo.half_scan(vectors) if n >= HALF_SCAN_MIN_ROWS else None
-        if scan is not None and top_k * RESCORED < valid:
+        scanned = n >= HALF_SCAN_MIN_ROWS and top_k * RESCORED < valid
+        scan = segments_memo.half_scan(vectors) if scanned else None  # asked only when used
+        if scan is not None:
             return _rescored(scan, unit, vectors, top_k, mask, ids, dists)
         scores = (unit @ vectors.T) * segments_memo.inverse_norm(vectors)
         np.subtract(1.0, scores, out=scores)
