@@ -25,7 +25,7 @@ import numpy as np
 
 from somamemory.filters import parse_filter
 from somamemory.models import Memory
-from somamemory.stores import milvus_lite_segments
+from somamemory.stores import milvus_lite_columns, milvus_lite_segments
 from somamemory.stores.milvus import MilvusVectorStore
 
 DIM = 384
@@ -57,14 +57,14 @@ async def main(args: argparse.Namespace) -> None:
             )
         queries = rng.normal(size=(args.searches, DIM)).astype(np.float32)
         await _search_ms(store, queries[:20])  # warm-up
-        kept = milvus_lite_segments.batch_columns
-        off = milvus_lite_segments.IdentityMemo(-1)  # keeps nothing
+        kept = milvus_lite_segments.memtable_columns
+        off = milvus_lite_columns.MemtableColumns(-1)  # keeps nothing
         times: dict[str, list[float]] = {"cache on": [], "cache off": []}
         for _ in range(args.rounds):
-            for mode, memo in (("cache off", off), ("cache on", kept)):
-                milvus_lite_segments.batch_columns = memo
+            for mode, columns in (("cache off", off), ("cache on", kept)):
+                milvus_lite_segments.memtable_columns = columns
                 times[mode].append(await _search_ms(store, queries))
-        milvus_lite_segments.batch_columns = kept
+        milvus_lite_segments.memtable_columns = kept
         await store.close()
     rows = args.batches * args.rows
     print(f"\nmemtable of {args.batches} batches, {rows} rows; {args.searches} searches a round\n")

@@ -319,6 +319,55 @@ async def test_lite_fast_search_agrees_with_milvus_lite_after_every_flush_and_me
         await store.close()
 
 
+async def test_lite_fast_search_agrees_with_milvus_lite_as_the_memtable_grows_between_searches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A memtable's columns are kept between searches and only the batches written since are
+    converted: with new rows, overwrites and deletes between searches and no flush, each
+    search (with and without a field filter) answers as milvus-lite's own executor does."""
+    store, original = _fast_only(tmp_path, "growing", monkeypatch)
+    words = ["tea", "tax", "moon", "river", "code", "bread", "snow", "glass"]
+    try:
+        col = _lite_collection(store)
+        batches = 0
+        for round_ in range(6):
+            for ns in ("a", "b"):  # one upsert each: two batches a round
+                await _put(
+                    store,
+                    *[
+                        _memory(
+                            ns,
+                            f"{i}.0",
+                            text=f"{words[(i * round_) % 8]} {words[i % 8]}",
+                            topic=words[(i + round_) % 3],
+                        )
+                        for i in range(round_ * 4, round_ * 4 + 12)
+                    ],
+                )
+            await store.delete("a", [f"{i}.0" for i in range(round_, 40, 9)])
+            grown = len(col._memtable._insert_batches)
+            assert grown > batches  # the same memtable, longer: nothing was flushed
+            batches = grown
+            for ns, extra in [("a", ""), ("b", ' and fields["topic"] == "moon"')]:
+                query = (await embedder.embed([f"{words[round_]} tea"]))[0]
+                args = {
+                    "query_vectors": [list(query)],
+                    "top_k": 15,
+                    "expr": f"namespace == {milvus_string(ns)}{extra}",
+                    "output_fields": ["coord", "namespace"],
+                }
+                fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
+                assert fast[0], (round_, ns)
+                assert [(h["id"], h["entity"]) for h in fast[0]] == [
+                    (h["id"], h["entity"]) for h in slow[0]
+                ], (round_, ns)
+                assert [h["distance"] for h in fast[0]] == pytest.approx(
+                    [h["distance"] for h in slow[0]]
+                )
+    finally:
+        await store.close()
+
+
 async def test_lite_fast_search_brute_forces_unindexed_segments_as_milvus_lite_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from .milvus_lite_columns import MemtableColumns
 from .milvus_lite_half import HalfPrecisionScan
 
 _FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
@@ -29,7 +30,7 @@ _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
 # float16 copies of segments waiting for their HNSW graph (two bytes a value: 87k rows of 384
 # dims); dropped once the graph is there
 _HALF_SCAN_BYTES = 64 << 20
-_BATCH_BYTES = 32 << 20  # memtable batches' vectors and masks: ~20,000 rows of 384 dims
+_BATCH_BYTES = 32 << 20  # a memtable column kept: vectors of ~20,000 rows of 384 dims
 # newest-row masks kept for this many sets of segments: the last one (what the next set is
 # derived from) and the one before, for a search still reading it; each holds its segments'
 # pk_to_row dicts (~10 MB per 100k rows), so a merged-away segment's go with the next change
@@ -262,26 +263,20 @@ def _derive(segments: Sequence[Any], base: _SegmentSet | None) -> list[np.ndarra
 
 # ── the memtable, vectorised ──────────────────────────────────────────────────────────────
 
-# A memtable only appends record batches, and a batch never changes: its vectors as one float32
-# matrix, its partitions and its filter masks are kept per batch (a memtable of a second of
-# writes held ~80 batches, and converting them all again took ~1.3 ms of each search)
-batch_columns = IdentityMemo(_BATCH_BYTES)
+# a memtable's columns are kept up to this size each (its vectors: ~20,000 rows of 384 dims)
+memtable_columns = MemtableColumns(_BATCH_BYTES)
 
 # (the key its masks are kept under, None: not kept; how it is evaluated on a table)
 RowFilter = tuple[Hashable | None, Callable[[pa.Table], np.ndarray]]
 MemtableSnapshot = tuple[list[Any], np.ndarray, np.ndarray, list[tuple[int, int]], Any]
 
 
-def _batch_vectors(batch: pa.RecordBatch, vector_field: str) -> np.ndarray | None:
+def _batch_vectors(vector_field: str, batch: pa.RecordBatch) -> np.ndarray | None:
     if vector_field not in batch.schema.names:
         return None
     column = batch.column(vector_field)
     if column.null_count or not pa.types.is_fixed_size_list(column.type):
         return None
-    return batch_columns.get(batch, ("vectors", vector_field), functools.partial(_matrix, column))
-
-
-def _matrix(column: pa.FixedSizeListArray) -> np.ndarray:
     flat = column.flatten().to_numpy(zero_copy_only=False)
     return flat.astype(np.float32, copy=False).reshape(len(column), -1)
 
@@ -290,7 +285,7 @@ def _partitions(batch: pa.RecordBatch) -> np.ndarray:
     return np.asarray(batch.column("_partition").to_pylist(), dtype=object)
 
 
-def _matching(batch: pa.RecordBatch, evaluate: Callable[[pa.Table], np.ndarray]) -> np.ndarray:
+def _matching(evaluate: Callable[[pa.Table], np.ndarray], batch: pa.RecordBatch) -> np.ndarray:
     table = pa.Table.from_batches([batch])
     if "_partition" in table.column_names:
         table = table.drop(["_partition"])
@@ -304,7 +299,7 @@ def memtable_snapshot(
     row_filter: RowFilter | None,
 ) -> MemtableSnapshot | None:
     """``MemTable.to_search_snapshot``'s keys, seqs, vectors and row references, with the
-    vectors taken per batch as one array (lite converts every row's vector to a Python list and
+    vectors of all batches as one array (lite converts every row's vector to a Python list and
     back), and in place of its table the rows ``row_filter`` matches. None: not applicable."""
     try:
         lock = memtable._lock
@@ -315,41 +310,48 @@ def memtable_snapshot(
     with lock:
         batches = tuple(batch_list)
         entries = list(pk_index.items())
-    offsets = [0]
-    arrays = []
-    partitions: list[np.ndarray] | None = [] if partition_names is not None else None
-    masks = []
-    for batch in batches:
-        offsets.append(offsets[-1] + batch.num_rows)
-        vectors = _batch_vectors(batch, vector_field)
-        if vectors is None:
+    if not batches:
+        matches = np.zeros(0, dtype=bool) if row_filter is not None else None
+        return [], np.zeros(0, dtype=np.uint64), np.zeros((0, 0), dtype=np.float32), [], matches
+    columns = memtable_columns
+    vectors = columns.column(
+        memtable,
+        ("vectors", vector_field),
+        batches,
+        functools.partial(_batch_vectors, vector_field),
+    )
+    if vectors is None:
+        return None
+    partitions = None
+    if partition_names is not None:
+        partitions = columns.column(memtable, "partitions", batches, _partitions)
+        if partitions is None:
             return None
-        arrays.append(vectors)
-        if partitions is not None:
-            partitions.append(
-                batch_columns.get(batch, "partitions", functools.partial(_partitions, batch))
-            )
-        if row_filter is not None:
-            key, evaluate = row_filter
-            matching = functools.partial(_matching, batch, evaluate)
-            masks.append(matching() if key is None else batch_columns.get(batch, key, matching))
+    masks = None
+    if row_filter is not None:
+        key, evaluate = row_filter
+        masks = columns.column(memtable, key, batches, functools.partial(_matching, evaluate))
+        if masks is None:
+            return None
     wanted = set(partition_names or ())
+    starts = vectors.starts
     pks: list[Any] = []
     seqs: list[int] = []
     rows: list[int] = []
     refs: list[tuple[int, int]] = []
     for pk, (batch_index, row, seq) in entries:
-        if partitions is not None and partitions[batch_index][row] not in wanted:
+        at = starts[batch_index] + row
+        if partitions is not None and partitions.values[at] not in wanted:
             continue
         pks.append(pk)
         seqs.append(seq)
-        rows.append(offsets[batch_index] + row)
+        rows.append(at)
         refs.append((batch_index, row))
-    vectors = np.concatenate(arrays)[rows] if rows else np.zeros((0, 0), dtype=np.float32)
-    matches = None
-    if row_filter is not None:
-        matches = np.concatenate(masks)[rows] if rows else np.zeros(0, dtype=bool)
-    return pks, np.asarray(seqs, dtype=np.uint64), vectors, refs, matches
+    if not rows:
+        matches = np.zeros(0, dtype=bool) if masks is not None else None
+        return [], np.zeros(0, dtype=np.uint64), np.zeros((0, 0), dtype=np.float32), [], matches
+    matches = masks.values[rows] if masks is not None else None
+    return pks, np.asarray(seqs, dtype=np.uint64), vectors.values[rows], refs, matches
 
 
 def _lite_snapshot(
