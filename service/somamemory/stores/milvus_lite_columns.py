@@ -50,7 +50,8 @@ class ColumnFold:
     ) -> Folded | None:
         """The column over ``batches``, the memtable's list read under its lock: the batches
         folded before, then those appended since (converted now). None: no batches, or one
-        without such a column. A column beyond ``max_bytes`` is given but not kept."""
+        without such a column. A column of more than ``max_bytes`` is given but not kept (the
+        array kept has room for as many rows again, so that appends rarely copy it)."""
         with self._lock:
             done = len(self._starts) - 1
             if done > len(batches):  # not the list this fold was made from
@@ -66,17 +67,16 @@ class ColumnFold:
                 starts.append(starts[-1] + len(part))
             folded_rows, rows = self._starts[-1], starts[-1]
             buffer = self._buffer
+            if buffer is None and not parts:
+                return None
+            sample = buffer if buffer is not None else parts[0]
+            keep = rows * sample.itemsize * int(np.prod(sample.shape[1:])) <= max_bytes
             if buffer is None or rows > len(buffer):
-                if buffer is None and not parts:
-                    return None
                 kept = [buffer[:folded_rows]] if buffer is not None else []
-                buffer = _joined([*kept, *parts], room=rows * 2)
+                buffer = _joined([*kept, *parts], room=rows * 2 if keep else rows)
             elif parts:
                 buffer[folded_rows:rows] = np.concatenate(parts)
-            if buffer.nbytes <= max_bytes:
-                self._buffer, self._starts = buffer, starts
-            else:
-                self._buffer, self._starts = None, [0]
+            self._buffer, self._starts = (buffer, starts) if keep else (None, [0])
             return Folded(buffer[:rows], tuple(starts))
 
 
