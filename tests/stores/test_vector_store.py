@@ -168,6 +168,17 @@ def _never_fall_back(*args: object) -> None:
     raise AssertionError("the fast executor deferred to milvus-lite's own")
 
 
+def _same_answers(fast: list[list[dict]], slow: list[list[dict]], context: object) -> None:
+    """The fast executor's hits are lite's: the same ids and fields in the same order, the same
+    distances."""
+    assert [(h["id"], h["entity"]) for h in fast[0]] == [(h["id"], h["entity"]) for h in slow[0]], (
+        context
+    )
+    assert [h["distance"] for h in fast[0]] == pytest.approx([h["distance"] for h in slow[0]]), (
+        context
+    )
+
+
 def _fast_and_lite_s_own(col, args, original, monkeypatch):  # type: ignore[no-untyped-def]
     """The same search by the fast executor, then by milvus-lite's own."""
     from milvus_lite.engine import collection as lite_collection
@@ -259,12 +270,7 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
                     "search_params": {"ef": 64},
                 }
                 fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
-                assert [(h["id"], h["entity"]) for h in fast[0]] == [
-                    (h["id"], h["entity"]) for h in slow[0]
-                ]
-                assert [h["distance"] for h in fast[0]] == pytest.approx(
-                    [h["distance"] for h in slow[0]]
-                )
+                _same_answers(fast, slow, (ns, query))
                 assert fast[0] and all(h["entity"]["namespace"] == ns for h in fast[0])
     finally:
         await store.close()
@@ -358,12 +364,7 @@ async def test_lite_fast_search_agrees_with_milvus_lite_as_the_memtable_grows_be
                 }
                 fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
                 assert fast[0], (round_, ns)
-                assert [(h["id"], h["entity"]) for h in fast[0]] == [
-                    (h["id"], h["entity"]) for h in slow[0]
-                ], (round_, ns)
-                assert [h["distance"] for h in fast[0]] == pytest.approx(
-                    [h["distance"] for h in slow[0]]
-                )
+                _same_answers(fast, slow, (round_, ns))
     finally:
         await store.close()
 
