@@ -98,3 +98,22 @@ def test_columns_are_kept_per_memtable_and_key_and_go_with_the_memtable() -> Non
     del one
     gc.collect()
     assert len(columns._folds) == 1  # the dropped memtable's columns went with it
+
+
+def test_a_search_holding_an_older_read_of_the_list_gets_its_own_batches_unconverted() -> None:
+    """Searches run at once: one may read the batch list before another's longer read has
+    been folded. It gets the rows of the batches it read, and nothing is converted again."""
+    fold, converted = ColumnFold(), []
+
+    def counted(batch: pa.RecordBatch) -> np.ndarray:
+        converted.append(batch)
+        return _values(batch)
+
+    batches = [_batch(3, 0), _batch(2, 3), _batch(4, 5), _batch(1, 9)]
+    assert fold.over(tuple(batches), counted, max_bytes=1 << 20) is not None
+    older = fold.over(tuple(batches[:2]), counted, max_bytes=1 << 20)
+    assert older is not None
+    assert older.values.tolist() == [0, 1, 2, 3, 4] and older.starts == (0, 3, 5)
+    latest = fold.over(tuple(batches), counted, max_bytes=1 << 20)
+    assert latest is not None and latest.values.tolist() == list(range(10))
+    assert converted == batches

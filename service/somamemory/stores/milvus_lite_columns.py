@@ -48,14 +48,17 @@ class ColumnFold:
     def over(
         self, batches: Sequence[pa.RecordBatch], column: Column, max_bytes: int
     ) -> Folded | None:
-        """The column over ``batches``, the memtable's list read under its lock: the batches
-        folded before, then those appended since (converted now). None: no batches, or one
-        without such a column. A column of more than ``max_bytes`` is given but not kept (the
-        array kept has room for as many rows again, so that appends rarely copy it)."""
+        """The column over ``batches``, the memtable's list read under its lock (a list that
+        only grows): the batches folded before, then those appended since (converted now).
+        None: no batches, or one without such a column. A column of more than ``max_bytes`` is
+        given but not kept (the array kept has room for as many rows again, so that appends
+        rarely copy it)."""
         with self._lock:
             done = len(self._starts) - 1
-            if done > len(batches):  # not the list this fold was made from
-                self._buffer, self._starts, done = None, [0], 0
+            if done >= len(batches) and self._buffer is not None:  # folded already (a search
+                # that read the list before another search's longer read: its first batches)
+                prefix = tuple(self._starts[: len(batches) + 1])
+                return Folded(self._buffer[: prefix[-1]], prefix) if batches else None
             parts: list[np.ndarray] = []
             for batch in batches[done:]:
                 part = column(batch)

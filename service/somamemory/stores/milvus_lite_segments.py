@@ -30,7 +30,7 @@ _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
 # float16 copies of segments waiting for their HNSW graph (two bytes a value: 87k rows of 384
 # dims); dropped once the graph is there
 _HALF_SCAN_BYTES = 64 << 20
-_BATCH_BYTES = 32 << 20  # a memtable column kept: vectors of ~20,000 rows of 384 dims
+_MEMTABLE_COLUMN_BYTES = 32 << 20  # a memtable column kept: vectors of ~20,000 rows of 384 dims
 # newest-row masks kept for this many sets of segments: the last one (what the next set is
 # derived from) and the one before, for a search still reading it; each holds its segments'
 # pk_to_row dicts (~10 MB per 100k rows), so a merged-away segment's go with the next change
@@ -263,8 +263,7 @@ def _derive(segments: Sequence[Any], base: _SegmentSet | None) -> list[np.ndarra
 
 # ── the memtable, vectorised ──────────────────────────────────────────────────────────────
 
-# a memtable's columns are kept up to this size each (its vectors: ~20,000 rows of 384 dims)
-memtable_columns = MemtableColumns(_BATCH_BYTES)
+memtable_columns = MemtableColumns(_MEMTABLE_COLUMN_BYTES)
 
 # (the key its masks are kept under, None: not kept; how it is evaluated on a table)
 RowFilter = tuple[Hashable | None, Callable[[pa.Table], np.ndarray]]
