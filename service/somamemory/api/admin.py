@@ -7,9 +7,12 @@ from fastapi import APIRouter, Request, Response
 from ..principals import TokenRecord
 from .deps import Authorized, Caller, Service
 from .errors import problem_response, responses
+from .json_body import FastJsonRoute
 from .schemas import MintedToken, RevokedToken, TokenInfo, TokenList, TokenRequest
 
-router = APIRouter(prefix="/admin/tokens", tags=["admin"], dependencies=[Authorized])
+router = APIRouter(
+    route_class=FastJsonRoute, prefix="/admin/tokens", tags=["admin"], dependencies=[Authorized]
+)
 
 _NO_AUTH = (
     "this service runs without authentication (SOMA_ALLOW_UNAUTHENTICATED); set SOMA_API_TOKEN "

@@ -9,9 +9,10 @@ from ..errors import InvalidCoordinate, InvalidInput, PayloadTooLarge
 from ..models import NewMemory
 from .deps import Service, WriteNamespace
 from .errors import errors_summary, field_errors, problem_response, responses, status_of
+from .json_body import FastJsonRoute
 from .schemas import BatchItemResult, BatchRejected, BatchRequest, BatchResponse, StoreRequest
 
-router = APIRouter(prefix="/memories", tags=["memories"])
+router = APIRouter(route_class=FastJsonRoute, prefix="/memories", tags=["memories"])
 
 
 def _item_error(exc: ValidationError) -> str:

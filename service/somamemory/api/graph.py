@@ -17,8 +17,9 @@ from .graph_schemas import (
     PathResponse,
     UnlinkResponse,
 )
+from .json_body import FastJsonRoute
 
-router = APIRouter(prefix="/graph", tags=["graph"])
+router = APIRouter(route_class=FastJsonRoute, prefix="/graph", tags=["graph"])
 
 _TYPE = "Only links of this type (default: every type)."
 _DIRECTION = "Follow links forward (out, the default), backward (in) or both ways."

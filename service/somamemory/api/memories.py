@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from ..models import MAX_VERSION
 from .deps import ReadNamespace, Service, WriteNamespace
 from .errors import responses
+from .json_body import FastJsonRoute
 from .schemas import (
     DeleteResponse,
     DeletionReceiptOut,
@@ -20,7 +21,7 @@ from .schemas import (
     VersionsResponse,
 )
 
-router = APIRouter(prefix="/memories", tags=["memories"])
+router = APIRouter(route_class=FastJsonRoute, prefix="/memories", tags=["memories"])
 
 
 @router.post("", response_model=StoreResponse, responses=responses(400, 401, 413, 503))

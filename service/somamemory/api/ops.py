@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..reembed.rebuild import Progress
 from .deps import Authorized, ReadNamespace, Service
 from .errors import problem_response, responses
+from .json_body import FastJsonRoute
 from .schemas import (
     BackendHealth,
     EmbedderHealth,
@@ -23,7 +24,7 @@ from .schemas import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=FastJsonRoute, tags=["operations"])
 
 
 @router.get(

@@ -10,10 +10,14 @@ from fastapi import APIRouter, Request
 from ..policies import EffectivePolicy
 from .deps import Authorized, Caller, Service, authorize, requested_namespace
 from .errors import responses
+from .json_body import FastJsonRoute
 from .policy_schemas import PolicyCleared, PolicyRequest, PolicyResponse
 
 router = APIRouter(
-    prefix="/admin/namespaces/{namespace}/policy", tags=["admin"], dependencies=[Authorized]
+    route_class=FastJsonRoute,
+    prefix="/admin/namespaces/{namespace}/policy",
+    tags=["admin"],
+    dependencies=[Authorized],
 )
 
 

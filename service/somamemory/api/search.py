@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from ..models import Consistency, MemoryType
 from .deps import ReadNamespace, Service
 from .errors import responses
+from .json_body import FastJsonRoute
 from .schemas import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/memories", tags=["search"])
+router = APIRouter(route_class=FastJsonRoute, prefix="/memories", tags=["search"])
 
 
 @router.post("/search", response_model=SearchResponse, responses=responses(400, 401, 503))

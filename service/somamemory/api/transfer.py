@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from ..errors import NotPermitted
 from .deps import Authorized, Caller, Requested, Service, authorize, requested_namespace
 from .errors import responses
+from .json_body import FastJsonRoute
 
-router = APIRouter(tags=["transfer"], dependencies=[Authorized])
+router = APIRouter(route_class=FastJsonRoute, tags=["transfer"], dependencies=[Authorized])
 
 NDJSON = "application/x-ndjson"
 
