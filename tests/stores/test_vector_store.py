@@ -272,6 +272,19 @@ async def test_lite_fast_search_answers_exactly_as_milvus_lite_does(
                 fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
                 _same_answers(fast, slow, (ns, query))
                 assert fast[0] and all(h["entity"]["namespace"] == ns for h in fast[0])
+        # the fields a hit carries are those asked for, from segments and the memtable alike
+        vector = (await embedder.embed(["tea tax"]))[0]
+        for output_fields in (["coord"], ["fields", "version"], ["vector"], ["*"], None):
+            args = {
+                "query_vectors": [list(vector)],
+                "top_k": 40,
+                "expr": 'namespace == "a"',
+                "output_fields": output_fields,
+                "search_params": {"ef": 64},
+            }
+            fast, slow = _fast_and_lite_s_own(col, args, original, monkeypatch)
+            _same_answers(fast, slow, output_fields)
+            assert fast[0] and all(h["entity"] for h in fast[0]), output_fields
     finally:
         await store.close()
 

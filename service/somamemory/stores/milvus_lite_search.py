@@ -359,18 +359,22 @@ def _lite_execute_search(
         def project(record: dict) -> dict:
             return {k: record[k] for k in keep if k in record}
 
-    # a hit's vector is converted to Python only when asked for
+    # a hit's vector is converted to Python only when asked for; with named output fields only
+    # the key and those fields are (and the dynamic fields, which may hold one of them)
     asked = output_fields is None or "*" in output_fields or vector_field in output_fields
     unasked = None if asked else vector_field
+    only = None
+    if output_fields is not None and "*" not in output_fields:
+        only = {pk_field, "$meta", *output_fields}
     results: list[list[dict]] = []
     for per_query in candidates:
         per_query.sort()
         hits = []
         for dist, source, local in per_query[:top_k]:
             if source < len(in_scope):
-                record = segments_memo.segment_row(in_scope[source], local, unasked)
+                record = segments_memo.segment_row(in_scope[source], local, unasked, only)
             else:
-                record = view.row(local)
+                record = view.row(local, only)
             pk = record[pk_field] if pk_field in record else sources[source][local]
             hits.append({"id": pk, "distance": dist, "entity": project(record)})
         results.append(hits)
