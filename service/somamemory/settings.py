@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .models import Consistency, MemoryType
+from .stores.milvus_tuning import DEFAULT_SEARCH_EF
 
 DEFAULT_HALF_LIVES: dict[MemoryType, float] = {"episodic": 7 * 86_400.0, "semantic": 90 * 86_400.0}
 _SECRET_FIELDS = frozenset(
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     milvus_collection: str = Field("soma_memories", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
     milvus_index: Literal["HNSW", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW_SQ", "AUTOINDEX"] = "HNSW"
-    milvus_search_ef: int = Field(576, ge=1, le=32768)
+    milvus_search_ef: int = Field(DEFAULT_SEARCH_EF, ge=1, le=32768)
     # how fresh a search's view of Milvus is unless the request asks otherwise (README:
     # "Consistency of search"); a Milvus server makes "strong" wait for its next time tick
     milvus_consistency: Consistency = "session"

@@ -40,12 +40,9 @@ from .milvus_lite_process import release_own_process, serve_from_child, serve_fr
 from .milvus_lite_search import install_fast_search
 from .milvus_lite_tombstones import install_tombstone_gc
 from .milvus_sessions import NamespaceSessions, last_write_timestamp
+from .milvus_tuning import DEFAULT_SEARCH_EF
 
 log = logging.getLogger(__name__)
-# HNSW search ef (Settings.milvus_search_ef's default too): at 100k clustered 384-dim vectors in
-# milvus-lite's two graphs, ef 128 gave recall@10 0.80, 512 0.947-0.950, 576 0.95+
-# (bench/search_quality.py); a graph's search stays ~1-2 ms of the query.
-DEFAULT_SEARCH_EF = 576
 _CONSISTENCY: dict[Consistency, str] = {
     "strong": "Strong",
     "session": "Session",

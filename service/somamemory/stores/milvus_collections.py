@@ -22,12 +22,12 @@ from .collection_identity import (
     parse_identity,
 )
 from .milvus import (
-    DEFAULT_SEARCH_EF,
     MilvusVectorStore,
     _make_private,
     _translated,
     open_client,
 )
+from .milvus_tuning import DEFAULT_SEARCH_EF
 
 log = logging.getLogger(__name__)
 RECORD_ATTEMPTS = 4
