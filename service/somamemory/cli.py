@@ -158,12 +158,12 @@ def serve(args: argparse.Namespace) -> int:
 def _serve_workers(config: _Config) -> int:
     """Run ``config.workers`` processes on one listening socket (uvicorn's supervisor, which
     restarts a worker that dies); 1 when a worker failed to start."""
-    from uvicorn.supervisors import Multiprocess
+    from .worker_supervisor import supervisor
 
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
+    workers = supervisor(config, sockets=[config.bind_socket()])
+    workers.run()
     clean = (0, -signal.SIGTERM, -signal.SIGINT)  # a graceful stop re-raises the signal
-    return 0 if all(p.exitcode in clean for p in supervisor.processes) else 1
+    return 0 if all(p.exitcode in clean for p in workers.processes) else 1
 
 
 def migrate(args: argparse.Namespace) -> int:
