@@ -70,6 +70,7 @@ SERVICE_ENV: dict[str, str] = {
     "SOMA_PORT": "port",
     "SOMA_POSTGRES_POOL_MAX": "postgres_pool_max",
     "SOMA_POSTGRES_POOL_MIN": "postgres_pool_min",
+    "SOMA_POSTGRES_ROW_SECURITY": "postgres_row_security",
     "SOMA_POSTGRES_TIMEOUT_SECONDS": "postgres_timeout_seconds",
     "SOMA_POSTGRES_URL": "postgres_url",
     "SOMA_QUEUE_TIMEOUT_SECONDS": "queue_timeout_seconds",

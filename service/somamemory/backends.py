@@ -53,6 +53,7 @@ from .stores.postgres_locks import PostgresLocks
 from .stores.postgres_policies import PostgresPolicyStore
 from .stores.postgres_pool import Pool, connection, create_pool
 from .stores.postgres_reembed import PostgresReembed
+from .stores.postgres_row_security import require_row_security
 from .stores.postgres_tokens import PostgresTokenStore
 from .stores.rate_limits import FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter
 from .stores.redis import RedisCache, RedisLocks, RedisStore
@@ -128,6 +129,30 @@ async def store_pool(url: str, settings: Settings) -> Pool:
     )
 
 
+@dataclass(frozen=True)
+class PostgresStores:
+    """Everything the service keeps in PostgreSQL, on one pool."""
+
+    store: PostgresStore
+    outbox: PostgresOutbox
+    tokens: PostgresTokenStore
+    graph: PostgresGraph
+    policies: PostgresPolicyStore
+
+
+def postgres_stores(pool: Pool, settings: Settings) -> PostgresStores:
+    """The stores on ``pool``, each answering within the settings' budget (and confined to
+    a namespace per call with ``SOMA_POSTGRES_ROW_SECURITY``)."""
+    budget, confined = settings.postgres_timeout_seconds, settings.postgres_row_security
+    return PostgresStores(
+        store=PostgresStore(pool, timeout=budget, row_security=confined),
+        outbox=PostgresOutbox(pool, timeout=budget),
+        tokens=PostgresTokenStore(pool, timeout=budget),
+        graph=PostgresGraph(pool, timeout=budget, row_security=confined),
+        policies=PostgresPolicyStore(pool, timeout=budget),
+    )
+
+
 async def _open_postgres(
     settings: Settings, closers: list[Callable[[], Awaitable[Any]]]
 ) -> tuple[Pool | None, str, str | None, str]:
@@ -150,6 +175,8 @@ async def _open_postgres(
     try:
         async with connection(pool) as held:
             revision = await schema.require_head(held)
+            if settings.postgres_row_security:
+                await require_row_security(held)
     except BaseException:
         await pool.close()
         raise
@@ -306,12 +333,10 @@ async def open_backends(settings: Settings) -> Backends:
     graph: PostgresGraph | None = None
     policies: PolicyStore | None = None
     if pool is not None:
-        budget = settings.postgres_timeout_seconds
-        store, outbox = PostgresStore(pool, timeout=budget), PostgresOutbox(pool, timeout=budget)
-        closers.append(store.analyzer.close)  # before the pool's: cancels a running ANALYZE
-        tokens = PostgresTokenStore(pool, timeout=budget)
-        graph = PostgresGraph(pool, timeout=budget)
-        policies = PostgresPolicyStore(pool, timeout=budget)
+        stores = postgres_stores(pool, settings)
+        store, outbox, tokens = stores.store, stores.outbox, stores.tokens
+        graph, policies = stores.graph, stores.policies
+        closers.append(stores.store.analyzer.close)  # before the pool's: cancels an ANALYZE
         cache = redis_cache(client, settings) if client is not None else _local_cache(settings)
         mode = "cache-in-process" if settings.redis_configured and client is None else "normal"
     elif client is not None:

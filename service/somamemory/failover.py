@@ -12,18 +12,23 @@ import asyncio
 import logging
 
 from . import schema
-from .backends import MODES, Backends, redis_cache, redis_journal, redis_only_store, store_pool
+from .backends import (
+    MODES,
+    Backends,
+    postgres_stores,
+    redis_cache,
+    redis_journal,
+    redis_only_store,
+    store_pool,
+)
 from .errors import BackendUnavailable
 from .metrics import Metrics
 from .replay import replay_journal
 from .settings import Settings
 from .stores import Cache, GraphStore, KeyValueStore, PolicyStore, TokenStore
-from .stores.outbox import NoOutbox, Outbox, PostgresOutbox
-from .stores.postgres import PostgresStore
-from .stores.postgres_graph import PostgresGraph
-from .stores.postgres_policies import PostgresPolicyStore
+from .stores.outbox import NoOutbox, Outbox
 from .stores.postgres_pool import Pool, answered, connection
-from .stores.postgres_tokens import PostgresTokenStore
+from .stores.postgres_row_security import require_row_security
 from .stores.redis_client import Client
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,8 @@ class PostgresFailover:
     async def _require_head(self, pool: Pool) -> None:
         async with connection(pool, timeout=self._settings.connect_timeout_seconds) as held:
             await schema.require_head(held)
+            if self._settings.postgres_row_security:  # as at startup: never run unconfined
+                await require_row_security(held)
 
     async def _to_redis_only(self) -> None:
         async with self._live.gate.closed():
@@ -98,19 +105,23 @@ class PostgresFailover:
 
     async def _to_postgres(self, pool: Pool) -> None:
         journal = redis_journal(self._redis, self._settings)
-        budget = self._settings.postgres_timeout_seconds
-        store = PostgresStore(pool, timeout=budget)
+        stores = postgres_stores(pool, self._settings)
+        store = stores.store
         self._backends.on_close(store.analyzer.close)  # before the pool's (closed last first)
         touched = await replay_journal(journal, store)  # most of it, while writes still go on
         async with self._live.gate.closed():
             touched |= await replay_journal(journal, store)  # what came in meanwhile
             cache = redis_cache(self._redis, self._settings)
             await cache.invalidate_many(sorted(touched))  # entries from before the outage
-            outbox = PostgresOutbox(pool, timeout=budget)
-            tokens = PostgresTokenStore(pool, timeout=budget)
-            graph = PostgresGraph(pool, timeout=budget)
-            policies = PostgresPolicyStore(pool, timeout=budget)
-            self._switch(store, cache, outbox, tokens, "external", graph, policies)
+            self._switch(
+                store,
+                cache,
+                stores.outbox,
+                stores.tokens,
+                "external",
+                stores.graph,
+                stores.policies,
+            )
         log.warning("PostgreSQL answers again: journal replayed, back to normal mode")
 
     def _switch(

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     connect_timeout_seconds: float = Field(3.0, gt=0)
     # the longest one PostgreSQL call may take before its request answers 503 (a frozen server)
     postgres_timeout_seconds: float = Field(5.0, gt=0)
+    # confine each namespace's statements with row-level security (``postgres_row_security.py``);
+    # the role must be neither a superuser nor BYPASSRLS
+    postgres_row_security: bool = False
 
     # Redis: read cache and locks
     redis_host: str = Field("redis", validation_alias=AliasChoices("REDIS_HOST", "SOMA_REDIS_HOST"))

@@ -32,7 +32,9 @@ def transfer_of(live: LiveStores, what: str) -> PostgresTransfer:
             "postgres",
             f"{what} runs on PostgreSQL, which the service is not using now (mode {live.mode})",
         )
-    return PostgresTransfer(store.pool, analyzer=store.analyzer)
+    return PostgresTransfer(
+        store.pool, analyzer=store.analyzer, row_security=store.confinement.enabled
+    )
 
 
 async def open_export(

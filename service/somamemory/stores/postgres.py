@@ -16,6 +16,7 @@ from .answering import observed
 from .postgres_analyze import Analyzer
 from .postgres_keyword import KeywordHit, keyword_search
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, answered, bounded
+from .postgres_row_security import Confinement, confine
 from .postgres_rows import memory_from_row
 from .protocols import JournalEntry
 
@@ -189,15 +190,20 @@ class PostgresStore:
     """Memories and versions in PostgreSQL; the source of truth.
 
     Every call answers within ``timeout`` seconds: a PostgreSQL away, or one that does not
-    answer (a frozen server), is ``BackendUnavailable``.
+    answer (a frozen server), is ``BackendUnavailable``. With ``row_security``, each call on
+    one namespace runs confined to it (``postgres_row_security.py``).
     """
 
     name = "postgres"
     answered_at = 0.0  # see Budgeted
 
-    def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT, row_security: bool = False
+    ) -> None:
         self._pool = pool
         self.timeout = timeout
+        self.confinement = Confinement(pool, enabled=row_security)
+        self._tenant = self.confinement.connection
         self.analyzer = Analyzer(pool, timeout=timeout)  # planner statistics after bulk writes
 
     async def put(self, memory: NewMemory) -> Memory:
@@ -205,8 +211,12 @@ class PostgresStore:
 
     @bounded
     async def put_many(self, memories: Sequence[NewMemory]) -> list[Memory]:
-        """Upsert many in one transaction; a coord given twice gets two versions, in order."""
+        """Upsert many in one transaction; a coord given twice gets two versions, in order.
+        Confined when they are all in one namespace (group commit often mixes several)."""
+        namespaces = {memory.namespace for memory in memories}
         async with self._pool.acquire() as connection, connection.transaction():
+            if self.confinement.enabled and len(namespaces) == 1:
+                await confine(connection, namespaces.pop())
             stored = await put_many_in(connection, memories)
         self.analyzer.wrote(len(stored))
         return stored
@@ -215,14 +225,16 @@ class PostgresStore:
     async def get(
         self, namespace: str, coord: str, *, now: datetime | None = None
     ) -> Memory | None:
-        row = await self._pool.fetchrow(_GET, namespace, coord, now)
+        async with self._tenant(namespace) as connection:
+            row = await connection.fetchrow(_GET, namespace, coord, now)
         return memory_from_row(row) if row is not None else None
 
     @bounded
     async def get_many(
         self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
     ) -> dict[str, Memory]:
-        rows = await self._pool.fetch(_GET_MANY, namespace, list(coords), now)
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(_GET_MANY, namespace, list(coords), now)
         return {row["coord"]: memory_from_row(row) for row in rows}
 
     @bounded
@@ -235,22 +247,25 @@ class PostgresStore:
         limit: int | None = None,
         now: datetime | None = None,
     ) -> list[Memory]:
-        rows = await self._pool.fetch(_VERSIONS, namespace, coord, after, limit, now)
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(_VERSIONS, namespace, coord, after, limit, now)
         return [memory_from_row(row) for row in rows]
 
     @bounded
     async def as_of(self, namespace: str, coord: str, moment: datetime) -> Memory | None:
         """The version current at ``moment`` (``postgres_history.py``)."""
-        return await postgres_history.as_of(self._pool, namespace, coord, moment)
+        async with self._tenant(namespace) as connection:
+            return await postgres_history.as_of(connection, namespace, coord, moment)
 
     @bounded
     async def deletions(
         self, namespace: str, coord: str, *, after: int = 0, limit: int | None = None
     ) -> dict[int, datetime]:
         """When a delete ended a version, by version (an earlier life of the memory)."""
-        return await postgres_history.deletions(
-            self._pool, namespace, coord, after=after, limit=limit
-        )
+        async with self._tenant(namespace) as connection:
+            return await postgres_history.deletions(
+                connection, namespace, coord, after=after, limit=limit
+            )
 
     @bounded
     async def purge_deleted(self, cutoff: datetime, limit: int) -> tuple[int, int]:
@@ -264,12 +279,14 @@ class PostgresStore:
 
     @bounded
     async def delete(self, namespace: str, coord: str) -> int:
-        removed: int = await self._pool.fetchval(_DELETE, namespace, coord)
+        async with self._tenant(namespace) as connection:
+            removed: int = await connection.fetchval(_DELETE, namespace, coord)
         return removed
 
     @bounded
     async def counts(self, namespace: str, *, now: datetime | None = None) -> TypeCounts:
-        rows = await self._pool.fetch(_COUNTS, namespace, now)
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(_COUNTS, namespace, now)
         by_type = {row["memory_type"]: row["count"] for row in rows}
         return TypeCounts(episodic=by_type.get("episodic", 0), semantic=by_type.get("semantic", 0))
 
@@ -282,7 +299,8 @@ class PostgresStore:
 
     @bounded
     async def refresh_expiry(self, namespace: str, coord: str, now: datetime) -> datetime | None:
-        return await postgres_expiry.refresh(self._pool, namespace, coord, now)
+        async with self._tenant(namespace) as connection:
+            return await postgres_expiry.refresh(connection, namespace, coord, now)
 
     @bounded
     async def touch(self, reads: Sequence[tuple[str, str, datetime]]) -> None:
@@ -298,16 +316,18 @@ class PostgresStore:
         floor: float,
         half_lives: Mapping[MemoryType, float],
     ) -> list[str]:
-        return await postgres_expiry.least_important(
-            self._pool, namespace, now, cap=cap, floor=floor, half_lives=half_lives
-        )
+        async with self._tenant(namespace) as connection:
+            return await postgres_expiry.least_important(
+                connection, namespace, now, cap=cap, floor=floor, half_lives=half_lives
+            )
 
     @bounded
     async def keyword_search(
         self, text: str, *, where: SearchFilter, limit: int
     ) -> list[KeywordHit]:
         """Full-text recall over the payloads' strings (``postgres_keyword.py``), best first."""
-        return await keyword_search(self._pool, text, where, limit)
+        async with self._tenant(where.namespace) as connection:
+            return await keyword_search(connection, text, where, limit)
 
     @observed
     async def ping(self) -> None:

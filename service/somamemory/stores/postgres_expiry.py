@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+import asyncpg
+
 from ..models import MemoryType
 from .postgres_pool import Pool
 
@@ -74,9 +76,11 @@ async def sweep_batch(pool: Pool, now: datetime, limit: int) -> list[tuple[str, 
     return [(row["namespace"], row["coord"]) for row in rows]
 
 
-async def refresh(pool: Pool, namespace: str, coord: str, now: datetime) -> datetime | None:
+async def refresh(
+    connection: asyncpg.Connection, namespace: str, coord: str, now: datetime
+) -> datetime | None:
     """Move a refresh_on_read memory's expiry to ``now`` + its TTL; the new expiry, or None."""
-    moved: datetime | None = await pool.fetchval(_REFRESH, namespace, coord, now)
+    moved: datetime | None = await connection.fetchval(_REFRESH, namespace, coord, now)
     return moved
 
 
@@ -89,7 +93,7 @@ async def touch(pool: Pool, reads: Sequence[tuple[str, str, datetime]]) -> None:
 
 
 async def least_important(
-    pool: Pool,
+    connection: asyncpg.Connection,
     namespace: str,
     now: datetime,
     *,
@@ -99,10 +103,10 @@ async def least_important(
 ) -> list[str]:
     """The live memories of ``namespace`` beyond ``cap``, lowest effective importance first
     (ties: least recently read or written first, then by coordinate)."""
-    count: int = await pool.fetchval(_LIVE_COUNT, namespace, now)
+    count: int = await connection.fetchval(_LIVE_COUNT, namespace, now)
     if count <= cap:
         return []
-    rows = await pool.fetch(
+    rows = await connection.fetch(
         _LOWEST,
         namespace,
         now,

@@ -17,6 +17,7 @@ import asyncpg
 
 from ..links import Direction, Link, Neighbor, PathFound
 from .postgres_pool import DEFAULT_TIMEOUT, Pool, bounded
+from .postgres_row_security import Confinement
 from .postgres_rows import link_from_row
 
 _MISSING = """
@@ -146,20 +147,24 @@ ORDER BY l.to_coord, s.rank, l.strength DESC, l.link_type
 class PostgresGraph:
     """Links between memories, and walks over them, in the canonical PostgreSQL.
 
-    Every call answers within ``timeout`` seconds (``BackendUnavailable`` otherwise).
+    Every call answers within ``timeout`` seconds (``BackendUnavailable`` otherwise), confined
+    to its namespace with ``row_security`` (``postgres_row_security.py``).
     """
 
     name = "postgres"
     answered_at = 0.0  # see Budgeted
 
-    def __init__(self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._pool = pool
+    def __init__(
+        self, pool: Pool, *, timeout: float = DEFAULT_TIMEOUT, row_security: bool = False
+    ) -> None:
+        self._tenant = Confinement(pool, enabled=row_security).connection
         self.timeout = timeout
 
     @bounded
     async def missing(self, namespace: str, coords: Sequence[str]) -> list[str]:
         """Those of ``coords`` with no live memory in ``namespace``."""
-        rows = await self._pool.fetch(_MISSING, namespace, list(coords))
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(_MISSING, namespace, list(coords))
         return [row["c"] for row in rows]
 
     @bounded
@@ -174,9 +179,10 @@ class PostgresGraph:
     ) -> Link | None:
         """Create or update a link; None when either memory is not there."""
         try:
-            row = await self._pool.fetchrow(
-                _LINK, namespace, from_coord, to_coord, link_type, strength, metadata
-            )
+            async with self._tenant(namespace) as connection:
+                row = await connection.fetchrow(
+                    _LINK, namespace, from_coord, to_coord, link_type, strength, metadata
+                )
         except asyncpg.ForeignKeyViolationError:
             return None
         return link_from_row(row, Link, created=row["created"])
@@ -186,9 +192,10 @@ class PostgresGraph:
         self, namespace: str, from_coord: str, to_coord: str, link_type: str | None
     ) -> int:
         """Remove the link of that type (every type: None); how many were removed."""
-        removed: int = await self._pool.fetchval(
-            _UNLINK, namespace, from_coord, to_coord, link_type
-        )
+        async with self._tenant(namespace) as connection:
+            removed: int = await connection.fetchval(
+                _UNLINK, namespace, from_coord, to_coord, link_type
+            )
         return removed
 
     @bounded
@@ -203,9 +210,10 @@ class PostgresGraph:
         direction: Direction,
     ) -> list[Neighbor]:
         """The nearest ``limit`` memories within ``k_hop`` links, nearest first."""
-        rows = await self._pool.fetch(
-            _NEIGHBORS, namespace, coord, link_type, direction, k_hop, limit
-        )
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(
+                _NEIGHBORS, namespace, coord, link_type, direction, k_hop, limit
+            )
         return [
             Neighbor(
                 coord=row["coord"],
@@ -231,9 +239,17 @@ class PostgresGraph:
         visit_budget: int,
     ) -> PathFound:
         """A shortest path by links, or why there is none."""
-        row = await self._pool.fetchrow(
-            _PATH, namespace, from_coord, link_type, direction, max_length, to_coord, visit_budget
-        )
+        async with self._tenant(namespace) as connection:
+            row = await connection.fetchrow(
+                _PATH,
+                namespace,
+                from_coord,
+                link_type,
+                direction,
+                max_length,
+                to_coord,
+                visit_budget,
+            )
         path = list(row["path"] or [])
         visited = int(row["visited"] or 0)
         return PathFound(
@@ -249,7 +265,8 @@ class PostgresGraph:
     ) -> list[tuple[str, str, str, float]]:
         """(to, from, link_type, strength): one hop out of ``coords`` (ranked), each memory
         reached once, from the best-ranked memory that links to it; ``coords`` left out."""
-        rows = await self._pool.fetch(_EXPAND, namespace, list(coords), link_type)
+        async with self._tenant(namespace) as connection:
+            rows = await connection.fetch(_EXPAND, namespace, list(coords), link_type)
         return [
             (row["to_coord"], row["from_coord"], row["link_type"], row["strength"]) for row in rows
         ]

@@ -52,9 +52,11 @@ SELECT (SELECT count(*) FROM doomed) AS deletions, (SELECT count(*) FROM gone) A
 """
 
 
-async def as_of(pool: asyncpg.Pool, namespace: str, coord: str, moment: datetime) -> Memory | None:
+async def as_of(
+    connection: asyncpg.Connection, namespace: str, coord: str, moment: datetime
+) -> Memory | None:
     """The version current at ``moment``; None before the memory existed or after its delete."""
-    row = await pool.fetchrow(_AS_OF, namespace, coord, moment)
+    row = await connection.fetchrow(_AS_OF, namespace, coord, moment)
     if row is None:
         return None
     ended = row["deleted_at"] if row["deleted_at"] is not None else row["live_expires_at"]
@@ -64,10 +66,10 @@ async def as_of(pool: asyncpg.Pool, namespace: str, coord: str, moment: datetime
 
 
 async def deletions(
-    pool: asyncpg.Pool, namespace: str, coord: str, *, after: int, limit: int | None
+    connection: asyncpg.Connection, namespace: str, coord: str, *, after: int, limit: int | None
 ) -> dict[int, datetime]:
     """When a delete ended a version, by version (of those after ``after``)."""
-    rows = await pool.fetch(_DELETIONS, namespace, coord, after, limit)
+    rows = await connection.fetch(_DELETIONS, namespace, coord, after, limit)
     return {row["version"]: row["deleted_at"] for row in rows}
 
 

@@ -41,7 +41,6 @@ import asyncpg
 
 from ..filters import SearchFilter
 from .postgres_filter import compile_where
-from .postgres_pool import Pool
 
 # The text search configuration of the index and of every query (see the module docstring).
 TEXT_SEARCH_CONFIG = "english"
@@ -119,12 +118,14 @@ def query_text(text: str) -> str:
 
 
 async def keyword_search(
-    pool: Pool,
+    connection: asyncpg.Connection,
     text: str,
     search_filter: SearchFilter,
     limit: int,
 ) -> list[KeywordHit]:
     """The memories ``search_filter`` admits that contain terms of ``text``, best first."""
     statement, params = search_statement(search_filter)
-    rows: Sequence[asyncpg.Record] = await pool.fetch(statement, query_text(text), limit, *params)
+    rows: Sequence[asyncpg.Record] = await connection.fetch(
+        statement, query_text(text), limit, *params
+    )
     return [KeywordHit(row["coord"], row["score"], row["coverage"], row["code"]) for row in rows]

@@ -24,6 +24,7 @@ from ..models import Memory, MemoryType
 from .driver_errors import unavailable
 from .postgres_analyze import Analyzer
 from .postgres_pool import POSTGRES_DOWN, Pool
+from .postgres_row_security import confine
 from .postgres_rows import link_from_row, memory_from_row
 
 _unavailable = unavailable("postgres", POSTGRES_DOWN)
@@ -247,9 +248,15 @@ class PostgresTransfer:
     """Bulk reads and writes of whole memory histories on the canonical store."""
 
     def __init__(
-        self, pool: Pool, *, prefetch: int = 1000, analyzer: Analyzer | None = None
+        self,
+        pool: Pool,
+        *,
+        prefetch: int = 1000,
+        analyzer: Analyzer | None = None,
+        row_security: bool = False,
     ) -> None:
         self._pool = pool
+        self._row_security = row_security  # an export of one namespace runs confined to it
         self._prefetch = prefetch
         self._analyzer = analyzer  # told the rows imported (``postgres_analyze.py``)
 
@@ -280,6 +287,8 @@ class PostgresTransfer:
                 self._pool.acquire() as connection,
                 connection.transaction(isolation="repeatable_read", readonly=True),
             ):
+                if self._row_security and namespace is not None:
+                    await confine(connection, namespace)
                 current: MemoryHistory | None = None
                 cursor = connection.cursor(
                     _EXPORT, namespace, include_deleted, prefetch=self._prefetch
