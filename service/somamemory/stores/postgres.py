@@ -325,9 +325,12 @@ class PostgresStore:
     async def keyword_search(
         self, text: str, *, where: SearchFilter, limit: int
     ) -> list[KeywordHit]:
-        """Full-text recall over the payloads' strings (``postgres_keyword.py``), best first."""
+        """Full-text recall over the payloads' strings (``postgres_keyword.py``), best first;
+        confined, it reads the namespace's documents, as a policy keeps the index out of reach."""
         async with self._tenant(where.namespace) as connection:
-            return await keyword_search(connection, text, where, limit)
+            return await keyword_search(
+                connection, text, where, limit, indexed=not self.confinement.enabled
+            )
 
     @observed
     async def ping(self) -> None:

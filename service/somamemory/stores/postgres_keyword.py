@@ -67,10 +67,26 @@ def keyword_where(search_filter: SearchFilter, first_param: int) -> tuple[str, l
     return compile_where(search_filter, first_param)
 
 
-# $1 the query text, $2 how many hits; the filter's parameters follow from $3.
-# A term becomes a tsquery of that one lexeme (quoted, so nothing in it is tsquery syntax); the
-# join probes the GIN index once per term. ``matches`` is materialised: both the weights and the
-# scores read it.
+# Which (term, coord) pairs match, two ways to the same pairs. Through the index: a term becomes
+# a tsquery of that one lexeme (quoted, so nothing in it is tsquery syntax), and the join probes
+# the GIN index once per term.
+_INDEXED_MATCHES = """
+    SELECT terms.term, memories.coord
+    FROM terms JOIN memories ON {document} @@ terms.q
+    WHERE {where}
+"""
+# By reading each admitted memory's document once: under a row-level security policy PostgreSQL
+# will not use the index for ``@@`` (not leakproof), and the indexed form would then compute the
+# document again for every term (``postgres_row_security.py``). A single-lexeme tsquery matches
+# exactly the documents holding that lexeme, so both forms find the same pairs.
+_SCANNED_MATCHES = """
+    SELECT lexeme AS term, memories.coord
+    FROM memories CROSS JOIN LATERAL unnest(tsvector_to_array({document})) AS lexeme
+    WHERE {where} AND lexeme IN (SELECT term FROM terms)
+"""
+
+# $1 the query text, $2 how many hits; the filter's parameters follow from $3. ``matches`` is
+# materialised: both the weights and the scores read it.
 _SEARCH = """
 WITH terms AS (
     SELECT t.lexeme AS term,
@@ -78,11 +94,7 @@ WITH terms AS (
     FROM unnest(to_tsvector('{config}'::regconfig, $1::text)) AS t
     ORDER BY t.positions[1]
     LIMIT {max_terms}
-), matches AS MATERIALIZED (
-    SELECT terms.term, memories.coord
-    FROM terms JOIN memories ON {document} @@ terms.q
-    WHERE {where}
-), total AS (
+), matches AS MATERIALIZED ({matches}), total AS (
     SELECT count(*)::float8 AS n FROM memories WHERE {where}
 ), df AS (
     SELECT term, count(*)::float8 AS n FROM matches GROUP BY term
@@ -100,11 +112,15 @@ LIMIT $2
 """
 
 
-def search_statement(search_filter: SearchFilter) -> tuple[str, list[Any]]:
-    """The keyword search statement for a filter and the filter's parameters (from ``$3``)."""
+def search_statement(search_filter: SearchFilter, *, indexed: bool = True) -> tuple[str, list[Any]]:
+    """The keyword search statement for a filter and the filter's parameters (from ``$3``);
+    ``indexed=False`` reads each admitted document once instead of probing the index."""
     where, params = keyword_where(search_filter, 3)
+    matches = (_INDEXED_MATCHES if indexed else _SCANNED_MATCHES).format(
+        document=DOCUMENT, where=where
+    )
     statement = _SEARCH.format(
-        config=TEXT_SEARCH_CONFIG, max_terms=MAX_TERMS, document=DOCUMENT, where=where
+        config=TEXT_SEARCH_CONFIG, max_terms=MAX_TERMS, matches=matches, where=where
     )
     return statement, params
 
@@ -122,9 +138,11 @@ async def keyword_search(
     text: str,
     search_filter: SearchFilter,
     limit: int,
+    *,
+    indexed: bool = True,
 ) -> list[KeywordHit]:
     """The memories ``search_filter`` admits that contain terms of ``text``, best first."""
-    statement, params = search_statement(search_filter)
+    statement, params = search_statement(search_filter, indexed=indexed)
     rows: Sequence[asyncpg.Record] = await connection.fetch(
         statement, query_text(text), limit, *params
     )
