@@ -91,7 +91,10 @@ def test_the_service_runs_confined_and_each_namespace_sees_only_its_own(
     running beside it."""
     # hash embeddings: nothing here judges meaning, and keyword search is exercised
     settings = make_settings(
-        postgres_url=owned_url, postgres_row_security=True, force_hash_embeddings=True
+        postgres_url=owned_url,
+        postgres_row_security=True,
+        enable_batch_upsert=True,
+        force_hash_embeddings=True,
     )
     a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
     heads = {ns: {"Authorization": f"Bearer {TOKEN}", "X-Soma-Namespace": ns} for ns in (a, b)}
