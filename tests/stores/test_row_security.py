@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -171,14 +172,18 @@ async def _answers_without_clauses(url: str, monkeypatch: pytest.MonkeyPatch, *,
         many = await store.get_many(b, ["1", "2", "3"])
         versions = await store.versions(b, "1")
         counts = await store.counts(b)
+        then = await store.as_of(b, "1", datetime.now(UTC))
         neighbors = await graph.neighbors(
             b, "1", k_hop=1, limit=10, link_type=None, direction="out"
         )
         deleted = await store.delete(b, "3")
+        async with store.confinement.connection(b) as connection:
+            updated = await connection.execute(
+                "UPDATE memories SET payload = '{\"text\": \"updated\"}' WHERE coord = '1'"
+            )
         refused = ""
         try:
             async with store.confinement.connection(b) as connection:
-                await connection.execute("UPDATE memories SET payload = '{}' WHERE coord = '1.0'")
                 await connection.execute(
                     "INSERT INTO memories (namespace, coord, memory_type, payload, importance, "
                     "version, created_at, updated_at) "
@@ -193,9 +198,11 @@ async def _answers_without_clauses(url: str, monkeypatch: pytest.MonkeyPatch, *,
             "get_many": sorted(m.payload["text"] for m in many.values()),
             "versions": [v.payload["text"] for v in versions],
             "count": counts.episodic,
+            "as_of": then.payload if then else None,
             "neighbors": [n.coord for n in neighbors],
             "deleted": deleted,
             "a's 3 after": (await store.get(a, "3")) is not None,
+            "updated": updated,
             "refused": refused,
             "a's 1 after": ((await store.get(a, "1")) or _memory(a, "1", "")).payload,
         }
@@ -213,14 +220,17 @@ def test_statements_that_lost_their_namespace_clause_still_answer_one_namespace(
     assert seen["get_many"] == ["1 of b", "2 of b"]
     assert seen["versions"] == ["1 of b"]
     assert seen["count"] == 2
+    assert seen["as_of"] == {"text": "1 of b"}
     assert seen["neighbors"] == []  # a's link is not b's
     assert (seen["deleted"], seen["a's 3 after"]) == (0, True)
+    assert seen["updated"] == "UPDATE 1"  # b's row alone
     assert "row-level security" in str(seen["refused"])
-    assert seen["a's 1 after"] == {"text": "1 of a"}  # the refused transaction left it
+    assert seen["a's 1 after"] == {"text": "1 of a"}
 
     unconfined = asyncio.run(_answers_without_clauses(owned_url, monkeypatch, confined=False))
     assert unconfined["get_many"] != ["1 of b", "2 of b"]  # the defect shows without them
     assert unconfined["count"] != 2 and unconfined["a's 3 after"] is False
+    assert unconfined["updated"] != "UPDATE 1" and unconfined["refused"] == ""
 
 
 def test_a_superuser_is_refused_at_startup(make_settings: Callable[..., Settings]) -> None:
