@@ -116,6 +116,7 @@ class WritePath:
         # vectors written but not yet durable (milvus-lite keeps them in memory until a flush):
         # their outbox entries are cleared only after the next flush
         self._unflushed: list[PendingVector] = []
+        self._flushing = asyncio.Lock()  # see flush
 
     async def write_in_order(self, news: Sequence[NewMemory]) -> list[Written]:
         """``write`` holding the lock of every coordinate involved (all at once).
@@ -189,14 +190,20 @@ class WritePath:
             self._unflushed.extend(items)
 
     async def flush(self) -> None:
-        """Make written vectors durable and clear their outbox entries."""
-        settled, self._unflushed = self._unflushed, []
-        try:
-            await self.vectors.flush()
-        except Exception:
-            self._unflushed[:0] = settled  # entries stay owed; the next round tries again
-            raise
-        await self._outbox_call(self.live.outbox.done(settled))
+        """Make written vectors durable and clear their outbox entries.
+
+        One flush at a time: the final flush of a shutdown waits for a periodic one in progress
+        rather than returning while that one's entries are still owed (and its task is about to
+        be cancelled). A flush cancelled or failed puts its entries back.
+        """
+        async with self._flushing:
+            settled, self._unflushed = self._unflushed, []
+            try:
+                await self.vectors.flush()
+            except BaseException:
+                self._unflushed[:0] = settled  # entries stay owed; the next round tries again
+                raise
+            await self._outbox_call(self.live.outbox.done(settled))
 
     async def maintain(self, interval: float) -> None:
         """Run forever: every ``interval`` seconds, flush vectors written since the last time."""
