@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
@@ -50,15 +50,16 @@ class Confinement:
         self._pool = pool
         self.enabled = enabled
 
+    def connection(self, namespace: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        if not self.enabled:
+            return self._pool.acquire()  # nothing added to the call's path
+        return self._confined(namespace)
+
     @asynccontextmanager
-    async def connection(self, namespace: str) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire() as held:
-            if not self.enabled:
-                yield held
-                return
-            async with held.transaction():
-                await confine(held, namespace)
-                yield held
+    async def _confined(self, namespace: str) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as held, held.transaction():
+            await confine(held, namespace)
+            yield held
 
 
 async def confine(connection: asyncpg.Connection, namespace: str) -> None:
