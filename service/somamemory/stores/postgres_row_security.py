@@ -43,8 +43,8 @@ FROM pg_class c WHERE c.oid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) 
 
 class Confinement:
     """Where one namespace's statements run: a pooled connection, inside a transaction that
-    names the namespace when row security is on (a plain connection, one round trip less
-    per statement, when it is off)."""
+    names the namespace when row security is on (three round trips more: BEGIN, the setting,
+    COMMIT); the pool's own connection, as before, when it is off."""
 
     def __init__(self, pool: Pool, *, enabled: bool) -> None:
         self._pool = pool
