@@ -161,11 +161,14 @@ def _partitions(collection_dir: Path) -> Iterator[tuple[Path, list[str]]]:
 
 def unindexed_segments(collection_dir: Path) -> int:
     """Data files of the collection that should have a vector index sidecar and do not yet
-    (milvus-lite 3.2 layout; segments the service searches exactly have none)."""
+    (milvus-lite 3.2 layout; segments the service searches exactly have none), plus the data
+    files a merge has written and not yet swapped in (it builds their index first)."""
     try:
         missing = 0
         for files, data_files in _partitions(collection_dir):
             built = {p.name.split(".", 1)[0] for p in (files / "indexes").glob("*.vector.*")}
+            named = {Path(data_file).name for data_file in data_files}
+            missing += sum(p.name not in named for p in (files / "data").glob("*.parquet"))
             for data_file in data_files:
                 if Path(data_file).stem in built:
                     continue
@@ -217,9 +220,11 @@ def right_after_load(
     settle: float = 3.0,
     limit: float = 1800.0,
     pending: Callable[[], int] | None = None,
+    first: float = 30.0,
 ) -> dict[str, Any]:
     """Bulk-load ``vectors`` through ``POST /memories/batch`` into an empty service, then search
-    (cycling through ``queries``) until every segment has its index for ``settle`` seconds.
+    (cycling through ``queries``) until every segment has its index for ``settle`` seconds, and
+    for ``first`` seconds at least (``first_times``: their times, whatever the segments).
     ``pending`` counts what still waits for an index (0: nothing); by default milvus-lite's
     unindexed segments under ``data_dir``."""
     found: list[tuple[int, list[int]]] = []
@@ -247,7 +252,7 @@ def right_after_load(
             q += 1
             if pending() == 0:
                 indexed_since = indexed_since or now
-                if now - indexed_since >= settle:
+                if now - indexed_since >= settle and now - loaded >= first:
                     break
             else:
                 indexed_since = None
@@ -259,5 +264,6 @@ def right_after_load(
         "found": found[:cut],
         "times": times[:cut],
         "after_times": times[cut:],
+        "first_times": [t for t, at in zip(times, ended, strict=True) if at - loaded <= first],
         "segments": segment_rows(collection_dir) if collection_dir else [],
     }

@@ -24,7 +24,8 @@ miss, so it is a lower bound; also printed: the answer's m preloaded memories ag
 top-m of the preloaded set (what an exact search over everything present would give for them).
 ``--right-after-load`` starts a service on empty stores, loads the memories through
 ``POST /memories/batch``, and times searches from the moment the load returned until every
-segment has its index (recall against all of them).
+segment has its index and no merge is under way (recall against all of them), and for 30 s at
+least (those first 30 s are also printed on their own, whatever the segments did).
 
 ``--milvus-python VENV/bin/python`` puts the vectors on a Milvus 2.3.5 standalone server started
 from that venv instead of milvus-lite, for every measurement above (one collection per size, a
@@ -346,11 +347,14 @@ async def busy_runs(
         recall = recall_at_10(found, truth[[q for q, _ in got["found"]]]) if found else float("nan")
         p50, p99 = percentiles(during) if during else (float("nan"), float("nan"))
         after = percentiles(got["after_times"]) if got["after_times"] else (float("nan"),) * 2
+        first = percentiles(got["first_times"])
         print(
             f"{size:,} right after load: bulk load {got['load_seconds']:.1f}s, index build window "
             f"{got['window_seconds']:.1f}s: {len(during)} searches, HTTP p50/p99 "
             f"{p50:.1f}/{p99:.1f} ms, max {max(during, default=0) * 1000:.0f} ms, recall@10 "
-            f"{recall:.3f}; after the build p50/p99 {after[0]:.1f}/{after[1]:.1f} ms"
+            f"{recall:.3f}; after the build p50/p99 {after[0]:.1f}/{after[1]:.1f} ms; the first"
+            f" 30 s after the load, {len(got['first_times'])} searches: p50/p99"
+            f" {first[0]:.1f}/{first[1]:.1f} ms"
             + (f"; segments then {got['segments']} rows" if got["segments"] else ""),
             flush=True,
         )
