@@ -42,7 +42,7 @@ async def _run(mode: str, rows: int, batch: int, flush_every: int, queries: int)
     from somamemory.stores import milvus
 
     if mode == "faiss-defaults":  # the parameters milvus-lite dropped, and every core
-        milvus.install_background_worker = lambda: None
+        milvus.install_single_thread_builds = lambda: None
         milvus._INDEX_PARAMS["HNSW"] = {}
     vectors, picks = _dataset(rows, queries)
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,7 @@ from .answering import observed
 from .collection_identity import IDENTITY_PROPERTY, identity_text
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
-from .milvus_lite_builds import install_background_worker, install_small_segments_unindexed
+from .milvus_lite_builds import install_single_thread_builds, install_small_segments_unindexed
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_half import install_half_precision_graphs
 from .milvus_lite_memory import install_returning_pool
@@ -134,7 +134,7 @@ def install_lite_mends(*, fast_search: bool) -> None:
     if fast_search:
         install_fast_search()
         install_small_segments_unindexed()  # their exact search is the fast executor's
-    install_background_worker()
+    install_single_thread_builds()
     install_half_precision_graphs()
     install_tombstone_gc()  # before: the segments published after a refresh are its result
     install_flush_visibility()

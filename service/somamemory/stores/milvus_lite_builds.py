@@ -13,10 +13,8 @@ large segment. A segment under ``EXACT_SEARCH_MAX_ROWS`` rows gets no index: the
 about what an HNSW search of it at the store's ef does.
 
 The background thread (merges and builds) runs at the lowest CPU priority, so requests keep the
-cores while it works. While searches keep every core busy a build waits; a merged segment is
-published only once its index is built (``milvus_lite_merges``), so searches walk the graphs of
-the segments it replaces meanwhile. A segment a flush writes large enough for an index (a bulk
-write past lite's 128 MiB memtable) is searched exactly until its build ends.
+cores while it works. While searches keep every core busy a build waits, and the segment it is
+for is searched exactly meanwhile: correct, and slower than through its index.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .milvus_lite_merges import merge_then_index
 from .milvus_lite_patch import patch
 
 # Rows below which a segment is searched exactly rather than through an index. One query, 384
@@ -47,9 +44,8 @@ def _yield_to_requests() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
-def install_background_worker() -> None:
-    """Replace lite's background worker by ``merge_then_index`` (merged segments published once
-    indexed), run with faiss on one thread at the lowest CPU priority (once)."""
+def install_single_thread_builds() -> None:
+    """Wrap lite's background compaction and index build to run faiss on one thread (once)."""
     try:
         import faiss
         from milvus_lite.engine.collection import Collection
@@ -58,18 +54,15 @@ def install_background_worker() -> None:
 
     def on_one_thread(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
-        def worker(self: Any) -> None:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
             faiss.omp_set_num_threads(1)  # this (background) thread's OpenMP pool
             _yield_to_requests()
-            merge_then_index(self)
+            return original(self, *args, **kwargs)
 
-        return worker
+        return wrapped
 
     patch(
-        Collection,
-        "_bg_compact_and_index",
-        on_one_thread,
-        otherwise="index builds keep every core, merged segments are searched exactly until built",
+        Collection, "_bg_compact_and_index", on_one_thread, otherwise="index builds keep every core"
     )
 
 
