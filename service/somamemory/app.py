@@ -16,6 +16,7 @@ from .api.body_limit import BodyLimit
 from .api.errors import install_error_handlers
 from .api.gate import AuthGate
 from .api.mcp import McpEndpoint
+from .api.startup_failure import PlainStartupFailure
 from .errors import StartupError
 from .metrics import Metrics, MetricsMiddleware
 from .runtime import running
@@ -99,4 +100,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(AuthGate, token=token, public_metrics=not settings.metrics_require_auth)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(PlainStartupFailure)  # outermost: it sees the lifespan's failure
     return app
