@@ -123,3 +123,55 @@ def test_a_segment_waiting_for_its_graph_is_scanned_in_half_precision_with_exact
     answers_exactly()  # through the copy
     memo.drop_half_scan(vectors)
     assert memo.half_scans.peek(vectors, "half-scan") is None
+
+
+def _wait_for_copier() -> None:
+    """Until the background thread making float16 copies has nothing queued or running."""
+    from somamemory.stores import milvus_lite_segments as memo
+
+    if memo._copier is not None:
+        memo._copier.submit(lambda: None).result(timeout=60)
+
+
+def test_the_largest_segment_lite_makes_gets_its_copy() -> None:
+    """Lite's segments hold up to MAX_SEGMENT_ROWS rows; at the default model's 384 dims the
+    float16 copy of such a segment is kept (a budget below it made every search of the segment
+    copy it again, in vain, and scan it in float32)."""
+    from milvus_lite.constants import MAX_SEGMENT_ROWS
+
+    from somamemory.stores import milvus_lite_segments as memo
+
+    vectors = np.random.default_rng(8).random((MAX_SEGMENT_ROWS, 384), dtype=np.float32)
+    assert memo.half_scan(vectors) is None  # being made
+    _wait_for_copier()
+    try:
+        assert memo.half_scan(vectors) is not None
+    finally:
+        memo.drop_half_scan(vectors)
+
+
+def test_a_copy_that_does_not_fit_is_never_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment whose float16 copy would not fit beside those kept is scanned in float32, with
+    the same answers, and no search sets off a copy that could not be kept."""
+    from somamemory.stores import milvus_lite_segments as memo
+    from somamemory.stores.milvus_lite_search import HALF_SCAN_MIN_ROWS, _lite_brute_force
+
+    made: list[int] = []
+
+    class Counted(memo.HalfPrecisionScan):
+        def __init__(self, vectors: np.ndarray, inverse_norms: np.ndarray) -> None:
+            made.append(len(vectors))
+            super().__init__(vectors, inverse_norms)
+
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(HALF_SCAN_MIN_ROWS + 500, 64)).astype(np.float32)
+    queries = rng.normal(size=(5, 64)).astype(np.float32)
+    budget = vectors.shape[0] * vectors.shape[1] * 2 - 1  # two bytes a value, less one
+    monkeypatch.setattr(memo, "half_scans", memo.IdentityMemo(budget))
+    monkeypatch.setattr(memo, "HalfPrecisionScan", Counted)
+    truth = np.argsort(-(_unit(queries) @ _unit(vectors).T), axis=1, kind="stable")[:, :10]
+    for _ in range(5):
+        ids, _dists = _lite_brute_force(queries, vectors, 10, None, "COSINE") or (None, None)
+        assert ids is not None and ids.tolist() == truth.tolist()
+    _wait_for_copier()
+    assert made == [] and memo.half_scan(vectors) is None

@@ -98,7 +98,12 @@ class HalfPrecisionScan:
         )
         self._index.train(unit)  # float16 needs no statistics: this only marks it trained
         self._index.add(unit)
-        self.nbytes = int(unit.shape[0]) * int(unit.shape[1]) * 2
+        self.nbytes = self.size_of(unit)
+
+    @staticmethod
+    def size_of(vectors: np.ndarray) -> int:
+        """The bytes the copy of ``vectors`` (rows x dims) holds: two a value."""
+        return int(vectors.shape[0]) * int(vectors.shape[1]) * 2
 
     def candidates(self, unit_queries: np.ndarray, count: int, mask: np.ndarray | None) -> Any:
         """Row ids of the ``count`` best rows per query (-1 pads), ``mask``'s rows only."""
@@ -107,6 +112,9 @@ class HalfPrecisionScan:
             selector, bitmap = row_selector(mask)
             params = self._faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         queries = np.ascontiguousarray(unit_queries, dtype=np.float32)
+        # on the calling thread's one core: the scan is bound by memory, so OpenMP's other
+        # threads made it no faster, and between scans they spun, ~5 ms of a core per search
+        self._faiss.omp_set_num_threads(1)
         _, ids = self._index.search(queries, count, params=params)
         del bitmap  # read by the search until here
         return ids

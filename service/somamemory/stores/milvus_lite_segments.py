@@ -28,9 +28,10 @@ from .milvus_lite_half import HalfPrecisionScan
 
 _FILTER_BYTES = 64 << 20  # filter masks kept (one byte per row): 640 masks of 100k rows
 _NORM_BYTES = 64 << 20  # inverse norms kept (four bytes per row)
-# float16 copies of segments waiting for their HNSW graph (two bytes a value: 87k rows of 384
-# dims); dropped once the graph is there
-_HALF_SCAN_BYTES = 64 << 20
+# float16 copies of segments waiting for their HNSW graph (two bytes a value), dropped once the
+# graph is there: lite's segments hold up to 100k rows (its MAX_SEGMENT_ROWS), 77 MB at 384
+# dims, so three such copies; a copy that does not fit beside those kept is not made
+_HALF_SCAN_BYTES = 256 << 20
 _MEMTABLE_COLUMN_BYTES = 32 << 20  # a memtable column kept: vectors of ~20,000 rows of 384 dims
 # newest-row masks kept for this many sets of segments: the last one (what the next set is
 # derived from) and the one before, for a search still reading it; each holds its segments'
@@ -91,6 +92,11 @@ class IdentityMemo:
                 self._drop(next(iter(self._entries)))
         return value
 
+    def fits(self, size: int) -> bool:
+        """Whether a value of ``size`` bytes would be kept without dropping another."""
+        with self._lock:
+            return self._bytes + size <= self._max_bytes
+
     def discard(self, owner: Any, key: Hashable) -> None:
         """Forget ``owner``'s value under ``key``, if kept."""
         slot = (id(owner), key)
@@ -147,11 +153,15 @@ _copier: concurrent.futures.ThreadPoolExecutor | None = None
 def half_scan(vectors: np.ndarray) -> HalfPrecisionScan | None:
     """``vectors``' float16 copy for exact scans (``milvus_lite_half``), or None until it is
     made: the first search of a segment asks for it, and one background thread makes it (~0.1
-    s at 68k rows of 384 dims, far more on a busy machine), so no search waits for it."""
+    s at 68k rows of 384 dims, far more on a busy machine), so no search waits for it. None for
+    good when the copy would not fit beside those kept: made, it would be dropped (or drop
+    another), and made again at the next search."""
     global _copier
     kept = half_scans.peek(vectors, _HALF_SCAN)
     if kept is not None:
         return kept  # type: ignore[no-any-return]
+    if not half_scans.fits(HalfPrecisionScan.size_of(vectors)):
+        return None
     with _copying_lock:
         if id(vectors) in _copying:
             return None
