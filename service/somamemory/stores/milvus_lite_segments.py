@@ -153,9 +153,9 @@ _copier: concurrent.futures.ThreadPoolExecutor | None = None
 def half_scan(vectors: np.ndarray) -> HalfPrecisionScan | None:
     """``vectors``' float16 copy for exact scans (``milvus_lite_half``), or None until it is
     made: the first search of a segment asks for it, and one background thread makes it (~0.1
-    s at 68k rows of 384 dims, far more on a busy machine), so no search waits for it. None for
-    good when the copy would not fit beside those kept: made, it would be dropped (or drop
-    another), and made again at the next search."""
+    s at 68k rows of 384 dims, far more on a busy machine), so no search waits for it. None, and no
+    copy made, while it would not fit beside those kept: made, it would be dropped (or drop
+    another) and made again at the next search."""
     global _copier
     kept = half_scans.peek(vectors, _HALF_SCAN)
     if kept is not None:
