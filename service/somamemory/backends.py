@@ -315,9 +315,10 @@ async def open_backends(settings: Settings) -> Backends:
         client = await _open_redis(settings)
         if client is not None:
             closers.append(client.aclose)
-        locks = await _open_locks(
-            settings, client, postgres_url if pool is not None else None, closers
-        )
+        # the embedded PostgreSQL has one writer of vectors, this process: its locks need not
+        # be shared (a `somamemory import` beside it writes PostgreSQL alone)
+        shared_locks = pool is not None and postgres_kind == "external"
+        locks = await _open_locks(settings, client, postgres_url if shared_locks else None, closers)
         opened = await _open_milvus(settings, embedder, pool)
         closers.append(opened.catalogue.close)
         vectors = opened.target
@@ -396,8 +397,10 @@ async def _open_locks(
     postgres_url: str | None,
     closers: list[Callable[[], Awaitable[Any]]],
 ) -> Locks:
-    """Redis locks, falling back to PostgreSQL's advisory locks while Redis does not answer;
-    without Redis, PostgreSQL's. In-process locks only where PostgreSQL is away at startup.
+    """Redis locks, falling back to ``postgres_url``'s advisory locks while Redis does not
+    answer; without Redis, PostgreSQL's. In-process locks without ``postgres_url``: PostgreSQL
+    away at startup, or the embedded default, where this process is the only one that writes
+    vectors (several workers are refused there).
 
     PostgreSQL's exclude across worker processes, replicas and ``somamemory import``; they cost
     a round trip to take and one to release (see the README for the figures).
@@ -415,7 +418,7 @@ async def _open_locks(
         shared = postgres
     fallback = shared if shared is not None else InProcessLocks()
     if client is None:
-        if shared is None:
+        if shared is None and settings.postgres_configured:
             log.warning("in-process locks: writes exclude each other within this process only")
         return fallback
     redis = RedisLocks(

@@ -65,7 +65,8 @@ class Reconciler:
         return len(due)
 
     async def _settle(self, namespace: str, entries: list[PendingVector]) -> None:
-        memories = await self._live.store.get_many(namespace, [coord for _, coord, _ in entries])
+        coords = [coord for _, coord, _ in entries]
+        memories = await self._live.store.get_many(namespace, coords, with_vectors=True)
         present = list(memories.values())
         absent = [coord for _, coord, _ in entries if coord not in memories]
         written = await self._write(present)

@@ -15,19 +15,31 @@ from somamemory.app import create_app
 from somamemory.embeddings import text_of
 from somamemory.settings import Settings
 
+from ..conftest import TOKEN
+
 ROUNDS = 15
 
 
-@pytest.fixture(scope="module", params=["batching-off", "batching-on"])
+@pytest.fixture(scope="module", params=["batching-off", "batching-on", "embedded-default"])
 def writer(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+    request: pytest.FixtureRequest,
+    make_settings: Callable[..., Settings],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
-    settings = make_settings(
-        enable_batch_upsert=request.param == "batching-on",
-        batch_flush_ms=2,
-        force_hash_embeddings=True,  # judges order, not meaning: one vector per text, cheaply
-    )
+    options = {
+        "enable_batch_upsert": request.param != "batching-off",
+        "batch_flush_ms": 2,
+        "force_hash_embeddings": True,  # judges order, not meaning: one vector per text, cheaply
+    }
+    if request.param == "embedded-default":  # its own PostgreSQL, no Redis: in-process locks
+        data_dir = tmp_path_factory.mktemp("embedded")
+        settings = Settings(api_token=TOKEN, data_dir=data_dir, **options)  # type: ignore[arg-type]
+    else:
+        settings = make_settings(**options)
     with TestClient(create_app(settings)) as client:
+        if request.param == "embedded-default":
+            health = client.get("/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+            assert health["backends"]["postgres"]["kind"] == "embedded"
         yield client
 
 

@@ -76,7 +76,12 @@ class InProcessStore:
         return self._live((namespace, coord), now)
 
     async def get_many(
-        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+        self,
+        namespace: str,
+        coords: Sequence[str],
+        *,
+        now: datetime | None = None,
+        with_vectors: bool = False,  # they come with every memory here
     ) -> dict[str, Memory]:
         found = {coord: self._live((namespace, coord), now) for coord in coords}
         return {coord: memory for coord, memory in found.items() if memory is not None}

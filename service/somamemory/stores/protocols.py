@@ -40,9 +40,15 @@ class KeyValueStore(Protocol):
     ) -> Memory | None: ...
 
     async def get_many(
-        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+        self,
+        namespace: str,
+        coords: Sequence[str],
+        *,
+        now: datetime | None = None,
+        with_vectors: bool = False,
     ) -> dict[str, Memory]:
-        """The live memories among ``coords``, by coord (missing ones left out)."""
+        """The live memories among ``coords``, by coord (missing ones left out). Their client
+        vectors come with ``with_vectors``; without it a store may leave them out."""
         ...
 
     async def versions(

@@ -274,7 +274,12 @@ class RedisStore:
 
     @_unavailable
     async def get_many(
-        self, namespace: str, coords: Sequence[str], *, now: datetime | None = None
+        self,
+        namespace: str,
+        coords: Sequence[str],
+        *,
+        now: datetime | None = None,
+        with_vectors: bool = False,  # they come with every memory here
     ) -> dict[str, Memory]:
         async with self._client.pipeline(transaction=False) as pipe:
             for coord in coords:
