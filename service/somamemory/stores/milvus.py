@@ -31,6 +31,7 @@ from .collection_identity import IDENTITY_PROPERTY, identity_text
 from .driver_errors import translated
 from .milvus_filter import milvus_fields, milvus_filter, milvus_string
 from .milvus_lite_builds import install_single_thread_builds, install_small_segments_unindexed
+from .milvus_lite_files import install_plain_vector_pages
 from .milvus_lite_flush import install_flush_visibility
 from .milvus_lite_half import install_half_precision_graphs
 from .milvus_lite_memory import install_returning_pool
@@ -140,6 +141,7 @@ def install_lite_mends(*, fast_search: bool) -> None:
     install_flush_visibility()
     install_returning_pool()
     install_columnar_flush()
+    install_plain_vector_pages()
     install_welcome_pings()
 
 
