@@ -10,7 +10,13 @@ milliseconds per request of the serve process and of milvus-lite's (user + syste
 ``/proc`` through psutil) and the requests per second. It also times parsing one write's JSON
 body with the standard library and with the service's parser.
 
+``--paced RATE`` adds a phase of single writes sent at RATE a second for ``--paced-seconds``
+(open loop, as the search bench's writer sends them): group commits then hold one write each,
+so every write pays the whole commit. It reports the CPU per write of the serve process, of
+milvus-lite's and of the whole machine (PostgreSQL and this load generator included).
+
     python bench/request_cpu.py [--preload 3000] [--writes 4000] [--searches 1500] [--rounds 2]
+    python bench/request_cpu.py --writes 0 --searches 0 --paced 200 [--paced-seconds 20]
 """
 
 from __future__ import annotations
@@ -82,6 +88,33 @@ async def _send(url: str, kind: str, first: int, count: int, concurrency: int) -
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+async def _send_paced(url: str, first: int, rate: float, seconds: float) -> int:
+    """Single writes at ``rate`` a second for ``seconds``, open loop; how many were sent."""
+    rng = np.random.default_rng(first)
+    count = int(rate * seconds)
+    async with aiohttp.ClientSession(url, headers=HEADERS) as session:
+
+        async def one(i: int) -> None:
+            async with session.post("/memories", data=_body("write", i, rng)) as response:
+                if response.status >= 300:
+                    raise SystemExit(f"/memories: {response.status} {await response.text()}")
+
+        started = time.perf_counter()
+        sent = []
+        for k in range(count):
+            delay = started + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.append(asyncio.create_task(one(first + k)))
+        await asyncio.gather(*sent)
+    return count
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def _parse_times() -> str:
     body = _body("write", 1, np.random.default_rng(1))
     number = 2000
@@ -100,6 +133,8 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--paced", type=float, default=0.0, help="single writes a second")
+    parser.add_argument("--paced-seconds", type=float, default=20.0)
     args = parser.parse_args()
     print(_parse_times(), flush=True)
     env = {"SOMA_ENABLE_BATCH_UPSERT": "1"}
@@ -109,7 +144,23 @@ def main() -> None:
         first = args.preload
         phases = [("write", args.writes, args.concurrency), ("search", args.searches, 1)]
         for round_ in range(1, args.rounds + 1):
+            if args.paced:
+                serve_before, lite_before = _cpu_seconds(serve), _cpu_seconds(lite)
+                machine_before = _machine_busy_seconds()
+                count = asyncio.run(_send_paced(url, first, args.paced, args.paced_seconds))
+                serve_ms = (_cpu_seconds(serve) - serve_before) / count * 1000
+                lite_ms = (_cpu_seconds(lite) - lite_before) / count * 1000
+                machine_ms = (_machine_busy_seconds() - machine_before) / count * 1000
+                print(
+                    f"round {round_} paced  ({first:,} memories before, {args.paced:g}/s):"
+                    f" serve {serve_ms:.2f} ms of CPU a write, milvus-lite {lite_ms:.2f},"
+                    f" the machine {machine_ms:.2f}",
+                    flush=True,
+                )
+                first += count
             for kind, count, concurrency in phases:
+                if not count:
+                    continue
                 serve_before, lite_before = _cpu_seconds(serve), _cpu_seconds(lite)
                 started = time.perf_counter()
                 asyncio.run(_send(url, kind, first, count, concurrency))
